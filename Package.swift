@@ -1,0 +1,77 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "restm",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "restm", targets: ["restm"]),
+        .library(name: "RestmCore", targets: ["RestmCore"]),
+        .library(name: "RestmStore", targets: ["RestmStore"]),
+        .library(name: "RestmNode", targets: ["RestmNode"]),
+        .library(name: "RestmHTTP", targets: ["RestmHTTP"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+    ],
+    targets: [
+        // The system SQLite (Debian: libsqlite3-dev), used directly through its C API.
+        .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", providers: [.apt(["libsqlite3-dev"])]),
+        // Pure engine: timestamps, the shard state machine, transaction rules. No I/O.
+        .target(name: "RestmCore", swiftSettings: swiftSettings),
+        // Durable stores: SQLite (default), in-memory (tests).
+        .target(name: "RestmStore", dependencies: ["RestmCore", "CSQLite"], swiftSettings: swiftSettings),
+        // A node: shards, coordinator, group-commit writer, timeouts, lifecycle.
+        .target(
+            name: "RestmNode",
+            dependencies: [
+                "RestmCore", "RestmStore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // HTTP API (API.md) over Hummingbird.
+        .target(
+            name: "RestmHTTP",
+            dependencies: [
+                "RestmCore", "RestmNode",
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "RestmTestSupport",
+            dependencies: ["RestmCore", "RestmStore", "RestmNode"],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "restm",
+            dependencies: [
+                "RestmCore", "RestmNode", "RestmHTTP", "RestmStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "RestmCoreTests", dependencies: ["RestmCore", "RestmTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "RestmStoreTests", dependencies: ["RestmStore", "RestmTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "RestmNodeTests", dependencies: ["RestmNode", "RestmStore", "RestmTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "RestmHTTPTests",
+            dependencies: [
+                "RestmHTTP", "RestmNode", "RestmStore", "RestmTestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

@@ -1,0 +1,54 @@
+/// Every limit of a node, in one place (STYLE.md: "put a limit on everything").
+/// Units and `Max` last in names.
+public struct Limits: Sendable {
+    /// Largest stored value, as compact JSON text.
+    public var valueBytesMax: Int = 1 << 20
+    /// Largest request body accepted (a commit may carry many values).
+    public var requestBytesMax: Int = 8 << 20
+    /// Deepest JSON nesting accepted in a request.
+    public var jsonDepthMax: Int = 128
+    /// Pointers read or written by one transaction.
+    public var pointersPerTxnMax: Int = 10_000
+    /// Pointers in one batch read.
+    public var batchReadMax: Int = 1_000
+    /// Default idle time between a transaction's requests before it is aborted.
+    public var txnIdleTimeoutMs: Int = 30_000
+    /// Largest idle timeout a client may ask for.
+    public var txnIdleTimeoutMsMax: Int = 300_000
+    /// Whole lifetime of a transaction, however active.
+    public var txnLifetimeMs: Int = 300_000
+    /// Transactions open on a node at once; beyond it `begin` answers 503 `overloaded`.
+    public var openTxnsMax: Int = 10_000
+    /// Finished transactions remembered for `GET /txn/{t}` and idempotent commit.
+    public var finishedTxnsMax: Int = 100_000
+    /// Lease of a write intent; a reader meeting an expired one asks whether its owner lives.
+    public var intentLeaseMs: Int = 10_000
+    /// How long a read waits for a lower intent to resolve before a retryable conflict.
+    public var intentWaitMs: Int = 5_000
+    /// Waiters on intents per shard.
+    public var waitersPerShardMax: Int = 10_000
+    /// Pointers (version chains) kept in memory per shard before cold ones are evicted.
+    public var pointersInMemoryPerShardMax: Int = 32_768
+    /// Versions kept in memory per pointer; older ones are read from the store.
+    public var versionsInMemoryPerPointerMax: Int = 8
+    /// Entries of a shard's timestamp cache before the oldest are folded into its floor.
+    public var timestampCacheEntriesPerShardMax: Int = 65_536
+    /// Commits written by one group-commit store transaction.
+    public var groupCommitBatchMax: Int = 512
+    /// Commits queued for the store writer; beyond it commits answer 503 `overloaded`.
+    public var commitQueueMax: Int = 10_000
+    /// Internal retry deadline of single-request writes (`PUT /ptr/{p}`, `POST /txn`).
+    public var autoRetryDeadlineMs: Int = 5_000
+    /// How far ahead of this node's physical clock a client token (`Restm-After`) may be.
+    public var clockOffsetMaxMs: Int = 500
+    /// How far ahead of the clock the durable timestamp ceiling is kept.
+    public var ceilingLeadMs: Int = 2_000
+    /// Snapshot reads (`?at=`) reach back this far; older answers 410 `pruned`.
+    public var retentionMs: Int = 600_000
+    /// Entries kept in `/sys/logs`.
+    public var logEntriesMax: Int = 1_000
+    /// Longest `limit` of history and listing pages.
+    public var pageItemsMax: Int = 1_000
+
+    public init() {}
+}

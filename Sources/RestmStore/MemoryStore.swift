@@ -1,0 +1,106 @@
+import RestmCore
+import Synchronization
+
+/// A store in memory, for unit tests only: it forgets everything when the process ends.
+public final class MemoryStore: Store {
+    struct State {
+        var versions: [String: [Version]] = [:]  // newest first
+        var records: [String: TxnRecordStatus] = [:]
+        var incarnation: UInt64 = 0
+        var ceiling = Timestamp.zero
+        /// When set, `commit` throws this (fault injection for tests).
+        var failNextCommit: StoreError?
+    }
+
+    let state = Mutex(State())
+
+    public init() {}
+
+    public var kind: String { "memory" }
+    public var location: String { "memory" }
+
+    /// Makes the next `commit` throw `error` (tests of unknown outcomes).
+    public func failNextCommit(with error: StoreError) {
+        state.withLock { $0.failNextCommit = error }
+    }
+
+    public func commit(_ records: [CommitRecord], ceiling: Timestamp?) throws -> [CommitOutcome] {
+        try state.withLock { s in
+            if let e = s.failNextCommit {
+                s.failNextCommit = nil
+                throw e
+            }
+            var outcomes: [CommitOutcome] = []
+            for r in records {
+                if s.records[r.txn] != nil {
+                    outcomes.append(.alreadyAborted)
+                    continue
+                }
+                s.records[r.txn] = .committed(r.ts)
+                for w in r.writes {
+                    s.versions[w.ptr, default: []].insert(Version(ts: r.ts, txn: r.txn, value: w.value), at: 0)
+                    s.versions[w.ptr]!.sort { $0.ts > $1.ts }
+                }
+                outcomes.append(.committed)
+            }
+            if let c = ceiling, c > s.ceiling { s.ceiling = c }
+            return outcomes
+        }
+    }
+
+    public func newest(_ ptr: String) throws -> Version? {
+        state.withLock { $0.versions[ptr]?.first }
+    }
+
+    public func version(_ ptr: String, atOrBefore ts: Timestamp) throws -> Version? {
+        state.withLock { $0.versions[ptr]?.first(where: { $0.ts <= ts }) }
+    }
+
+    public func history(_ ptr: String, before: Timestamp?, limit: Int) throws -> [Version] {
+        state.withLock { s in
+            let all = s.versions[ptr] ?? []
+            return Array(all.filter { before == nil || $0.ts < before! }.prefix(limit))
+        }
+    }
+
+    public func list(prefix: String, after: String?, limit: Int) throws -> [String] {
+        state.withLock { s in
+            let keys = s.versions.compactMap { (k, v) -> String? in
+                guard k.hasPrefix(prefix), after.map({ k > $0 }) ?? true, v.first?.value != nil else { return nil }
+                return k
+            }
+            return Array(keys.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }.prefix(limit))
+        }
+    }
+
+    public func record(of txn: String) throws -> TxnRecordStatus? {
+        state.withLock { $0.records[txn] }
+    }
+
+    public func resolve(_ txn: String) throws -> TxnRecordStatus {
+        state.withLock { s in
+            if let r = s.records[txn] { return r }
+            s.records[txn] = .aborted
+            return .aborted
+        }
+    }
+
+    public func startIncarnation() throws -> (incarnation: UInt64, ceiling: Timestamp) {
+        state.withLock { s in
+            s.incarnation += 1
+            return (s.incarnation, s.ceiling)
+        }
+    }
+
+    public func raiseCeiling(_ ts: Timestamp) throws {
+        state.withLock { s in if ts > s.ceiling { s.ceiling = ts } }
+    }
+
+    public func stats() throws -> StoreStats {
+        state.withLock { s in
+            StoreStats(versions: s.versions.values.reduce(0) { $0 + $1.count }, txnRecords: s.records.count, bytes: 0)
+        }
+    }
+
+    public func close() {}
+}

@@ -1,0 +1,130 @@
+import CSQLite
+
+/// A value bound to a statement parameter.
+enum SQLiteBind {
+    case text(String)
+    case int(Int64)
+    case null
+}
+
+/// One row of a result, read by column index.
+struct SQLiteRow {
+    let stmt: OpaquePointer
+
+    func text(_ i: Int32) -> String? {
+        guard sqlite3_column_type(stmt, i) != SQLITE_NULL, let p = sqlite3_column_text(stmt, i) else { return nil }
+        let n = Int(sqlite3_column_bytes(stmt, i))
+        return String(decoding: UnsafeBufferPointer(start: p, count: n), as: UTF8.self)
+    }
+
+    func int(_ i: Int32) -> Int64 { sqlite3_column_int64(stmt, i) }
+}
+
+/// A thin wrapper of one SQLite connection with a cache of prepared statements.
+/// Not thread-safe: its owner serializes every use (see `SQLiteStore`).
+// @unchecked Sendable: handed between threads only through a lock (the writer mutex or the
+// reader pool), and used by one thread at a time.
+final class SQLiteConnection: @unchecked Sendable {
+    let db: OpaquePointer
+    private var statements: [String: OpaquePointer] = [:]
+    private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+
+    init(path: String, readOnly: Bool) throws(StoreError) {
+        var handle: OpaquePointer?
+        let flags = (readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)) | SQLITE_OPEN_NOMUTEX
+        let rc = sqlite3_open_v2(path, &handle, flags, nil)
+        guard rc == SQLITE_OK, let h = handle else {
+            let msg = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "code \(rc)"
+            if let h = handle { sqlite3_close_v2(h) }
+            throw .failed("cannot open \(path): \(msg)")
+        }
+        db = h
+        sqlite3_busy_timeout(db, 10_000)
+        sqlite3_extended_result_codes(db, 1)
+    }
+
+    deinit {
+        for (_, s) in statements { sqlite3_finalize(s) }
+        sqlite3_close_v2(db)
+    }
+
+    var lastError: String { String(cString: sqlite3_errmsg(db)) }
+
+    func exec(_ sql: String) throws(StoreError) {
+        var err: UnsafeMutablePointer<CChar>?
+        let rc = sqlite3_exec(db, sql, nil, nil, &err)
+        if rc != SQLITE_OK {
+            let msg = err.map { String(cString: $0) } ?? "code \(rc)"
+            sqlite3_free(err)
+            throw Self.error(rc, "\(msg) in \(sql.prefix(80))")
+        }
+    }
+
+    /// Errors that mean the disk state is in doubt (I/O, full disk, corruption) are
+    /// `uncertain`; others are plain failures.
+    static func error(_ rc: Int32, _ message: String) -> StoreError {
+        switch rc & 0xff {
+        case SQLITE_IOERR, SQLITE_FULL, SQLITE_CORRUPT, SQLITE_NOTADB, SQLITE_CANTOPEN:
+            return .uncertain(message)
+        default:
+            return .failed(message)
+        }
+    }
+
+    private func prepared(_ sql: String) throws(StoreError) -> OpaquePointer {
+        if let s = statements[sql] { return s }
+        var stmt: OpaquePointer?
+        let rc = sqlite3_prepare_v3(db, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &stmt, nil)
+        guard rc == SQLITE_OK, let s = stmt else { throw Self.error(rc, "\(lastError) preparing \(sql.prefix(80))") }
+        statements[sql] = s
+        return s
+    }
+
+    private func bind(_ stmt: OpaquePointer, _ binds: [SQLiteBind]) throws(StoreError) {
+        for (i, b) in binds.enumerated() {
+            let idx = Int32(i + 1)
+            let rc: Int32
+            switch b {
+            case .text(let s): rc = sqlite3_bind_text(stmt, idx, s, -1, Self.transient)
+            case .int(let v): rc = sqlite3_bind_int64(stmt, idx, v)
+            case .null: rc = sqlite3_bind_null(stmt, idx)
+            }
+            guard rc == SQLITE_OK else { throw Self.error(rc, "bind: \(lastError)") }
+        }
+    }
+
+    /// Runs a statement and collects one value per row.
+    func query<T>(_ sql: String, _ binds: [SQLiteBind] = [], row: (SQLiteRow) -> T) throws(StoreError) -> [T] {
+        let stmt = try prepared(sql)
+        defer {
+            sqlite3_reset(stmt)
+            sqlite3_clear_bindings(stmt)
+        }
+        try bind(stmt, binds)
+        var out: [T] = []
+        while true {
+            let rc = sqlite3_step(stmt)
+            if rc == SQLITE_ROW {
+                out.append(row(SQLiteRow(stmt: stmt)))
+            } else if rc == SQLITE_DONE {
+                return out
+            } else {
+                throw Self.error(rc, "\(lastError) in \(sql.prefix(80))")
+            }
+        }
+    }
+
+    /// Runs a statement that returns no rows; answers the number of rows changed.
+    @discardableResult
+    func run(_ sql: String, _ binds: [SQLiteBind] = []) throws(StoreError) -> Int {
+        let stmt = try prepared(sql)
+        defer {
+            sqlite3_reset(stmt)
+            sqlite3_clear_bindings(stmt)
+        }
+        try bind(stmt, binds)
+        let rc = sqlite3_step(stmt)
+        guard rc == SQLITE_DONE || rc == SQLITE_ROW else { throw Self.error(rc, "\(lastError) in \(sql.prefix(80))") }
+        return Int(sqlite3_changes(db))
+    }
+}

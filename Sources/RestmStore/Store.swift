@@ -1,0 +1,102 @@
+import RestmCore
+
+/// What one committed transaction writes: its record and its new versions, atomically.
+public struct CommitRecord: Sendable {
+    public var txn: String
+    public var ts: Timestamp
+    /// Pointer and compact JSON value (nil deletes).
+    public var writes: [(ptr: String, value: String?)]
+
+    public init(txn: String, ts: Timestamp, writes: [(ptr: String, value: String?)]) {
+        self.txn = txn
+        self.ts = ts
+        self.writes = writes
+    }
+}
+
+/// The outcome of one record inside a group commit: a resolver may have recorded the
+/// transaction `aborted` first, and then that one record loses without sinking the batch.
+public enum CommitOutcome: Sendable, Equatable {
+    case committed
+    case alreadyAborted
+}
+
+/// A transaction record's status in the store.
+public enum TxnRecordStatus: Sendable, Equatable {
+    case committed(Timestamp)
+    case aborted
+}
+
+/// Store failures. `uncertain` means a commit may or may not have reached the disk.
+public enum StoreError: Error, Sendable, CustomStringConvertible {
+    case failed(String)
+    case uncertain(String)
+    case locked(String)
+
+    public var description: String {
+        switch self {
+        case .failed(let m): return "store failed: \(m)"
+        case .uncertain(let m): return "store outcome unknown: \(m)"
+        case .locked(let m): return m
+        }
+    }
+}
+
+/// Durable storage of versions, transaction records and node metadata (DESIGN.md,
+/// Durability and the store). Calls block: the node runs them off Swift's cooperative pool
+/// (one writer thread, a pool of readers), as GRDB does with its serial executors.
+///
+/// Rules every implementation keeps (tested by the conformance suite):
+/// - `commit` is atomic per batch and durable when it returns (in `sync` mode);
+/// - a record inserted as committed never changes; `resolve` inserts `aborted` only if
+///   no record exists, so a commit and a resolver can never both win;
+/// - version timestamps are unique per pointer.
+public protocol Store: AnyObject, Sendable {
+    /// "sqlite", "memory", …
+    var kind: String { get }
+    /// Where the data lives, for `/sys/info`.
+    var location: String { get }
+
+    /// Writes the records in one store transaction, with an outcome per record, and raises
+    /// the durable timestamp ceiling to `ceiling` if given.
+    func commit(_ records: [CommitRecord], ceiling: Timestamp?) throws -> [CommitOutcome]
+    /// The newest version of `ptr` (a delete included), nil if it was never written.
+    func newest(_ ptr: String) throws -> Version?
+    /// The newest version of `ptr` at or below `ts`.
+    func version(_ ptr: String, atOrBefore ts: Timestamp) throws -> Version?
+    /// Versions newest first, strictly below `before` if given.
+    func history(_ ptr: String, before: Timestamp?, limit: Int) throws -> [Version]
+    /// Pointer ids whose newest version is not a delete, in id order, starting with
+    /// `prefix`, strictly after `after`.
+    func list(prefix: String, after: String?, limit: Int) throws -> [String]
+    /// The transaction's record, if any.
+    func record(of txn: String) throws -> TxnRecordStatus?
+    /// Records `aborted` unless a record exists, and answers the record.
+    func resolve(_ txn: String) throws -> TxnRecordStatus
+    /// Begins a new incarnation of the node on this store: answers its number (one more
+    /// than the last) and the durable timestamp ceiling.
+    func startIncarnation() throws -> (incarnation: UInt64, ceiling: Timestamp)
+    /// Raises the durable timestamp ceiling.
+    func raiseCeiling(_ ts: Timestamp) throws
+    /// Counts for `/sys/info` and metrics.
+    func stats() throws -> StoreStats
+    func close()
+}
+
+public struct StoreStats: Sendable {
+    public var versions: Int
+    public var txnRecords: Int
+    public var bytes: Int
+
+    public init(versions: Int, txnRecords: Int, bytes: Int) {
+        self.versions = versions
+        self.txnRecords = txnRecords
+        self.bytes = bytes
+    }
+}
+
+/// `sync`: acknowledged after fsync. `async`: the same write, fsync relaxed.
+public enum Durability: String, Sendable, CaseIterable {
+    case sync
+    case async
+}
