@@ -1,0 +1,103 @@
+import Dispatch
+import RestmCore
+import RestmStore
+import Synchronization
+
+/// Funnels commits into the store: every commit that arrives while a store transaction is
+/// in flight joins the next one, so many commits share one fsync (group commit), each with
+/// its own outcome. Runs on its own serial dispatch queue, off Swift's cooperative pool,
+/// because the store's calls block.
+final class GroupCommitWriter: Sendable {
+    typealias Completion = CheckedContinuation<Result<CommitOutcome, StoreError>, Never>
+
+    struct Pending {
+        var record: CommitRecord
+        var completion: Completion
+    }
+
+    struct State {
+        var pending: [Pending] = []
+        var draining = false
+        var closed = false
+    }
+
+    let store: any Store
+    let batchMax: Int
+    let queueMax: Int
+    let metrics: Metrics
+    private let state = Mutex(State())
+    private let queue = DispatchQueue(label: "restm.store-writer")
+
+    init(store: any Store, batchMax: Int, queueMax: Int, metrics: Metrics) {
+        self.store = store
+        self.batchMax = batchMax
+        self.queueMax = queueMax
+        self.metrics = metrics
+    }
+
+    enum SubmitError: Error {
+        case overloaded
+        case closed
+    }
+
+    /// Queues `record` and answers once the store transaction holding it has finished.
+    func submit(_ record: CommitRecord) async -> Result<CommitOutcome, StoreError> {
+        await withCheckedContinuation { (c: Completion) in
+            let (accepted, startDrain): (Bool, Bool) = state.withLock { s in
+                if s.closed || s.pending.count >= queueMax { return (false, false) }
+                s.pending.append(Pending(record: record, completion: c))
+                if s.draining { return (true, false) }
+                s.draining = true
+                return (true, true)
+            }
+            if !accepted {
+                c.resume(returning: .failure(.failed("the commit queue is full or closed")))
+                return
+            }
+            if startDrain {
+                queue.async { self.drain() }
+            }
+        }
+    }
+
+    var queueDepth: Int { state.withLock { $0.pending.count } }
+
+    /// Refuses new commits; those already queued are still written.
+    func close() {
+        state.withLock { $0.closed = true }
+    }
+
+    private func drain() {
+        while true {
+            let batch: [Pending] = state.withLock { s in
+                guard !s.pending.isEmpty else {
+                    s.draining = false
+                    return []
+                }
+                let n = min(batchMax, s.pending.count)
+                let b = Array(s.pending.prefix(n))
+                s.pending.removeFirst(n)
+                return b
+            }
+            if batch.isEmpty { return }
+            let start = ContinuousClock.now
+            let result: Result<[CommitOutcome], StoreError>
+            do {
+                result = .success(try store.commit(batch.map(\.record), ceiling: nil))
+            } catch let e as StoreError {
+                result = .failure(e)
+            } catch {
+                result = .failure(.uncertain("\(error)"))
+            }
+            let elapsed = ContinuousClock.now - start
+            metrics.record("store", "commit", success: (try? result.get()) != nil, duration: elapsed)
+            metrics.observeBatch(batch.count)
+            switch result {
+            case .success(let outcomes):
+                for (p, o) in zip(batch, outcomes) { p.completion.resume(returning: .success(o)) }
+            case .failure(let e):
+                for p in batch { p.completion.resume(returning: .failure(e)) }
+            }
+        }
+    }
+}

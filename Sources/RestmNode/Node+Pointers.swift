@@ -1,0 +1,170 @@
+import RestmCore
+import RestmStore
+
+/// What a one-shot transaction (`POST /txn`) asks.
+public struct OneShotRequest: Sendable {
+    public var reads: [String] = []
+    /// Expected versions: nil expects the pointer absent.
+    public var expect: [(String, Timestamp?)] = []
+    public var writes: [(String, String?)] = []
+
+    public init(reads: [String] = [], expect: [(String, Timestamp?)] = [], writes: [(String, String?)] = []) {
+        self.reads = reads
+        self.expect = expect
+        self.writes = writes
+    }
+}
+
+public struct OneShotResult: Sendable {
+    public var ts: Timestamp
+    public var values: [(String, ReadResult)]
+}
+
+extension Node {
+    /// Runs `body` as its own transaction, retrying conflicts inside the node with jittered
+    /// backoff until the deadline; only then does a conflict reach the caller.
+    func autoRetry<T: Sendable>(_ body: (Txn) async throws -> T) async throws -> T {
+        let deadline = physicalMillis + UInt64(limits.autoRetryDeadlineMs)
+        var attempt = 0
+        var priority: Timestamp?
+        while true {
+            attempt += 1
+            let t = try await begin(priority: priority, register: false)
+            priority = priority ?? t.rv
+            do {
+                return try await body(t)
+            } catch let e as RestmError where e.code == .conflict {
+                abort(t, reason: "conflict")
+                if physicalMillis >= deadline {
+                    throw RestmError.conflict("\(e.message) (still conflicting after \(attempt) attempts)")
+                }
+                let capMicros = min(50_000, 200 << min(attempt, 8))
+                try await Task.sleep(for: .microseconds(Int.random(in: capMicros / 2...capMicros)))
+            } catch {
+                abort(t, reason: "failed")
+                throw error
+            }
+        }
+    }
+
+    /// Reads `ptr` now (or as of `at`), outside any transaction. nil: absent.
+    public func get(_ ptr: String, at: Timestamp? = nil) async throws -> Version? {
+        try PointerID.validate(ptr)
+        try ensureRunning()
+        let rv: Timestamp
+        if let at {
+            let now = tick()
+            guard at <= now else { throw RestmError(.badTimestamp, "cannot read at a time later than now") }
+            let oldest = physicalMillis > UInt64(limits.retentionMs) ? physicalMillis - UInt64(limits.retentionMs) : 0
+            guard at.wallMillis >= oldest else {
+                throw RestmError(.pruned, "\(at.text) is older than the retention window of \(limits.retentionMs / 1000) s")
+            }
+            rv = at
+        } else {
+            try await ensureCeiling()
+            rv = tick()
+        }
+        return try await metrics.time("ptr", "get") {
+            try await readVersion(ptr, at: rv, txn: "-")
+        }
+    }
+
+    /// Writes `ptr` (nil deletes) as its own transaction; with `ifMatch`, only if that is
+    /// still its current version (else 412).
+    public func put(_ ptr: String, value: String?, ifMatch: Timestamp? = nil) async throws -> Timestamp {
+        try PointerID.validate(ptr)
+        return try await autoRetry { t in
+            if let expected = ifMatch {
+                let current = try await self.read(t, ptr)
+                guard current.version == expected else {
+                    throw RestmError(
+                        .preconditionFailed, "the current version of \(ptr) is \(current.version?.text ?? "none"), not \(expected.text)",
+                        extra: [("current", current.version.map { JSONWriter.quoted($0.text) } ?? "null")])
+                }
+            }
+            try self.write(t, ptr, value: value)
+            return try await self.commitInternal(t)
+        }
+    }
+
+    /// Allocates a fresh pointer id holding `value` (JSON null if none): inside transaction
+    /// `t` if given, else as its own transaction. The id is checked absent in the same
+    /// transaction, so it is unique even among ids clients chose.
+    public func allocate(value: String?, in t: Txn? = nil) async throws -> String {
+        let initial = value ?? "null"
+        if let v = value, v.utf8.count > limits.valueBytesMax {
+            throw RestmError(.tooLarge, "a value may be at most \(limits.valueBytesMax) bytes")
+        }
+        func pick(_ t: Txn) async throws -> String {
+            for _ in 0..<16 {
+                let id = "p\(configuration.nodeID).\(incarnation).\(nextSequence())"
+                if try await read(t, id).version == nil {
+                    try write(t, id, value: initial)
+                    return id
+                }
+            }
+            throw RestmError.conflict("could not find a free pointer id")
+        }
+        if let t { return try await pick(t) }
+        return try await autoRetry { t in
+            let id = try await pick(t)
+            _ = try await self.commitInternal(t)
+            return id
+        }
+    }
+
+    /// A one-shot transaction: reads, expectations, writes, all at once (`POST /txn`).
+    public func oneShot(_ req: OneShotRequest) async throws -> OneShotResult {
+        for p in req.reads { try PointerID.validate(p) }
+        for (p, _) in req.expect { try PointerID.validate(p) }
+        for (p, _) in req.writes { try PointerID.validate(p) }
+        if req.reads.count + req.expect.count + req.writes.count > limits.pointersPerTxnMax {
+            throw RestmError(.tooLarge, "a transaction may touch at most \(limits.pointersPerTxnMax) pointers")
+        }
+        return try await autoRetry { t in
+            var values: [(String, ReadResult)] = []
+            for p in req.reads { values.append((p, try await self.read(t, p))) }
+            var mismatched: [(String, Timestamp?)] = []
+            for (p, expected) in req.expect {
+                let r = try await self.read(t, p)
+                if r.version != expected { mismatched.append((p, r.version)) }
+            }
+            if !mismatched.isEmpty {
+                var current = "{"
+                for (i, (p, v)) in mismatched.enumerated() {
+                    if i > 0 { current += "," }
+                    JSONWriter.appendString(p, to: &current)
+                    current += ":" + (v.map { JSONWriter.quoted($0.text) } ?? "null")
+                }
+                current += "}"
+                throw RestmError(.expectationFailed, "\(mismatched.count) pointer(s) are not at the expected version", extra: [("current", current)])
+            }
+            for (p, v) in req.writes { try self.write(t, p, value: v) }
+            let ts = try await self.commitInternal(t)
+            return OneShotResult(ts: ts, values: values)
+        }
+    }
+
+    /// Commits an internal (unregistered) transaction.
+    func commitInternal(_ t: Txn) async throws -> Timestamp {
+        try await commit(t)
+    }
+
+    /// Versions of `ptr`, newest first, strictly older than `before` if given.
+    public func history(_ ptr: String, before: Timestamp?, limit: Int) async throws -> [Version] {
+        try PointerID.validate(ptr)
+        let n = max(1, min(limit, limits.pageItemsMax))
+        return try await storeCall("history") { try self.store.history(ptr, before: before, limit: n) }
+    }
+
+    /// A page of pointer ids by prefix, for browsing (not a transactional read).
+    public func list(prefix: String, after: String?, limit: Int) async throws -> (ptrs: [String], next: String?) {
+        let n = max(1, min(limit, limits.pageItemsMax))
+        let page = try await storeCall("list") { try self.store.list(prefix: prefix, after: after, limit: n + 1) }
+        if page.count > n {
+            let items = Array(page.prefix(n))
+            return (items, items.last)
+        }
+        return (page, nil)
+    }
+}

@@ -1,0 +1,192 @@
+import RestmCore
+import RestmStore
+
+/// What a transactional read answers: the value (compact JSON) and its version, both nil
+/// when the pointer does not exist at the snapshot. An uncommitted own write has a value
+/// and no version.
+public struct ReadResult: Sendable, Equatable {
+    public var value: String?
+    public var version: Timestamp?
+
+    public init(value: String?, version: Timestamp?) {
+        self.value = value
+        self.version = version
+    }
+}
+
+extension Node {
+    // MARK: begin
+
+    /// Begins a transaction (DESIGN.md step 1). `idleTimeoutMs` nil takes the default.
+    public func begin(readOnly: Bool = false, idleTimeoutMs: Int? = nil, priority: Timestamp? = nil, register: Bool = true) async throws -> Txn {
+        try ensureRunning()
+        if let t = idleTimeoutMs, t <= 0 || t > limits.txnIdleTimeoutMsMax {
+            throw RestmError(.badRequest, "timeoutMs must be between 1 and \(limits.txnIdleTimeoutMsMax)")
+        }
+        try await ensureCeiling()
+        let rv = tick()
+        let id = TxnID(node: configuration.nodeID, incarnation: incarnation, sequence: nextSequence()).text
+        let t = Txn(
+            id: id, rv: rv, priority: priority, readOnly: readOnly, nowMillis: physicalMillis,
+            idleTimeoutMillis: UInt64(idleTimeoutMs ?? limits.txnIdleTimeoutMs), registered: register)
+        if register { try registry.add(t) }
+        metrics.count("txn_begun")
+        return t
+    }
+
+    /// The open transaction `id`, or the error API.md gives for it.
+    public func activeTxn(_ id: String) throws -> Txn {
+        if let t = registry.active(id) { return t }
+        if registry.finished(id) != nil { throw RestmError(.txnNotActive, "transaction \(id) has finished") }
+        throw RestmError(.txnNotFound, "no transaction \(id) on this node")
+    }
+
+    // MARK: reads
+
+    /// Reads `ptr` in transaction `t`: its own buffered write, else the snapshot at `rv`.
+    public func read(_ t: Txn, _ ptr: String) async throws -> ReadResult {
+        try PointerID.validate(ptr)
+        let own: String?? = try t.state.withLock { s in
+            guard s.status == .active else { throw RestmError(.txnNotActive, "transaction \(t.id) is not active") }
+            s.lastActiveMillis = physicalMillis
+            if let w = s.writes[ptr] { return .some(w) }
+            guard s.reads.count + s.writes.count < limits.pointersPerTxnMax || s.reads.contains(ptr) else {
+                throw RestmError(.tooLarge, "a transaction may touch at most \(limits.pointersPerTxnMax) pointers")
+            }
+            return .none
+        }
+        if let w = own { return ReadResult(value: w, version: nil) }
+        let v = try await readVersion(ptr, at: t.rv, txn: t.id)
+        try t.state.withLock { s in
+            guard s.status == .active else { throw RestmError(.txnNotActive, "transaction \(t.id) is not active") }
+            s.reads.insert(ptr)
+            s.lastActiveMillis = physicalMillis
+        }
+        return ReadResult(value: v?.value, version: v?.value == nil ? nil : v?.ts)
+    }
+
+    /// The newest committed version of `ptr` at or below `rv` (DESIGN.md step 2), after
+    /// recording the read in the timestamp cache. A delete is answered as its version with
+    /// a nil value; nil means never written.
+    func readVersion(_ ptr: String, at rv: Timestamp, txn: String) async throws -> Version? {
+        let shard = shard(for: ptr)
+        var steps = 0
+        let deadline = physicalMillis + UInt64(limits.intentWaitMs)
+        while true {
+            steps += 1
+            let now = physicalMillis
+            if now >= deadline || steps > 10_000 {
+                metrics.count("conflict_\(ConflictCause.waitTimeout.rawValue)")
+                throw RestmError.conflict("read of \(ptr) waited too long for a committing transaction")
+            }
+            let step = await shard.read(
+                ptr, at: rv, txn: txn, nowMillis: now, waitMillis: Int(deadline - now),
+                waitersMax: limits.waitersPerShardMax)
+            switch step {
+            case .found(let v):
+                return v
+            case .load(let generation):
+                let newest = try await storeCall("load") { try self.store.newest(ptr) }
+                _ = shard.step { $0.install(ptr, newest: newest, generationAtLoad: generation) }
+            case .store:
+                return try await storeCall("load_at") { try self.store.version(ptr, atOrBefore: rv) }
+            case .waited(.woken):
+                continue
+            case .waited(.timedOut):
+                continue  // the deadline check above answers
+            case .tooManyWaiters:
+                throw RestmError(.overloaded, "too many reads are waiting on this shard")
+            case .expired(let owner):
+                try await resolveOrphan(owner, ptr: ptr)
+            }
+        }
+    }
+
+    /// An intent whose lease expired: if its coordinator (this node) still runs the
+    /// transaction, wait again; otherwise resolve it through the store (DESIGN.md, Orphaned
+    /// intents) and apply or drop it.
+    func resolveOrphan(_ owner: String, ptr: String) async throws {
+        if let t = registry.active(owner) {
+            switch t.status {
+            case .committing, .unknown, .active:
+                try await Task.sleep(for: .milliseconds(5))
+                return
+            default: break
+            }
+        }
+        let status = try await storeCall("resolve") { try self.store.resolve(owner) }
+        let shard = shard(for: ptr)
+        switch status {
+        case .committed(let ts):
+            observe(ts)
+            shard.stepWaking { e in
+                guard e.intent(on: ptr)?.txn == owner else { return [] }
+                return e.apply(txn: owner, ct: ts, ptrs: [ptr])
+            }
+        case .aborted:
+            shard.stepWaking { $0.abort(txn: owner, ptrs: [ptr]) }
+        }
+        activity.add("resolved orphaned intent of \(owner) on a pointer: \(status)")
+    }
+
+    // MARK: writes
+
+    /// Buffers a write (`value` nil deletes) in transaction `t`.
+    public func write(_ t: Txn, _ ptr: String, value: String?) throws {
+        try PointerID.validate(ptr)
+        if let v = value, v.utf8.count > limits.valueBytesMax {
+            throw RestmError(.tooLarge, "a value may be at most \(limits.valueBytesMax) bytes")
+        }
+        try t.state.withLock { s in
+            guard s.status == .active else { throw RestmError(.txnNotActive, "transaction \(t.id) is not active") }
+            if t.readOnly { throw RestmError(.badRequest, "transaction \(t.id) is read-only") }
+            if s.writes[ptr] == nil, s.reads.count + s.writes.count >= limits.pointersPerTxnMax {
+                throw RestmError(.tooLarge, "a transaction may touch at most \(limits.pointersPerTxnMax) pointers")
+            }
+            s.writes[ptr] = .some(value)
+            s.lastActiveMillis = physicalMillis
+        }
+    }
+
+    // MARK: abort
+
+    /// Aborts an active transaction. Answers false if it had already finished or is committing.
+    @discardableResult
+    public func abort(_ t: Txn, reason: String = "aborted by the client") -> Bool {
+        let done: Bool = t.state.withLock { s in
+            guard s.status == .active else { return false }
+            s.status = .aborted(reason)
+            return true
+        }
+        if done, t.registered {
+            let c = t.counts
+            registry.finish(t, summary: TxnSummary(id: t.id, rv: t.rv, status: .aborted(reason), reads: c.reads, writes: c.writes))
+            metrics.count("txn_aborted")
+        }
+        return done
+    }
+
+    // MARK: status
+
+    /// What `GET /txn/{t}` shows: an open or remembered transaction, else (for ids of this
+    /// node's incarnations) the store's record; other ids are not found.
+    public func status(of id: String) async throws -> TxnSummary {
+        if let t = registry.active(id) {
+            let c = t.counts
+            return TxnSummary(id: id, rv: t.rv, status: t.status, reads: c.reads, writes: c.writes)
+        }
+        if let s = registry.finished(id) { return s }
+        guard let tid = TxnID(text: id), tid.node == configuration.nodeID, tid.incarnation <= incarnation,
+            tid.incarnation < incarnation || tid.sequence <= sequence.load(ordering: .relaxed)
+        else {
+            throw RestmError(.txnNotFound, "no transaction \(id) on this node")
+        }
+        // A transaction this node forgot (or a previous incarnation's): resolve it through
+        // the store, recording `aborted` if it never committed.
+        let status = try await storeCall("resolve") { try self.store.resolve(id) }
+        switch status {
+        case .committed(let ts): return TxnSummary(id: id, rv: ts, status: .committed(ts), reads: 0, writes: 0)
+        case .aborted: return TxnSummary(id: id, rv: .zero, status: .aborted("not committed"), reads: 0, writes: 0)
+        }
+    }
+}

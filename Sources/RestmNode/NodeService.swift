@@ -1,0 +1,93 @@
+import Logging
+import RestmCore
+import ServiceLifecycle
+
+extension Node {
+    /// One sweep: aborts transactions idle past their timeout or older than the lifetime
+    /// cap, and keeps the durable ceiling ahead of the clock.
+    public func sweep() async {
+        let now = physicalMillis
+        for t in registry.allActive() {
+            let (status, last) = t.state.withLock { ($0.status, $0.lastActiveMillis) }
+            guard status == .active else { continue }
+            if now >= last + t.idleTimeoutMillis {
+                abort(t, reason: "idle for more than \(t.idleTimeoutMillis) ms")
+                metrics.count("txn_timed_out")
+            } else if now >= t.createdMillis + UInt64(limits.txnLifetimeMs) {
+                abort(t, reason: "open for more than \(limits.txnLifetimeMs) ms")
+                metrics.count("txn_timed_out")
+            }
+        }
+        if state == .running {
+            do {
+                try await ensureCeiling()
+            } catch {
+                logger.error("cannot raise the timestamp ceiling", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    /// Graceful shutdown: new work is refused (503), transactions that have not sent their
+    /// commit are aborted, commits already sent finish and are durable, then the store
+    /// closes. Bounded by `timeout`.
+    public func shutdown(timeout: Duration = .seconds(7)) async {
+        guard lifecycle.compareExchange(expected: Lifecycle.running.rawValue, desired: Lifecycle.shuttingDown.rawValue, ordering: .acquiringAndReleasing).exchanged else {
+            return
+        }
+        logger.info("shutting down")
+        activity.add("shutdown started")
+        for t in registry.allActive() { abort(t, reason: "the node is shutting down") }
+        let deadline = ContinuousClock.now + timeout
+        while inflightCommits.load(ordering: .relaxed) > 0 || writer.queueDepth > 0, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        writer.close()
+        // Let a drain that is writing its last batch finish.
+        while writer.queueDepth > 0, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        store.close()
+        lifecycle.store(Lifecycle.stopped.rawValue, ordering: .releasing)
+        logger.info("shut down", metadata: ["restm.inflight": "\(inflightCommits.load(ordering: .relaxed))"])
+    }
+
+    public var openTransactions: Int { registry.activeCount }
+    public var inflightCommitCount: Int { inflightCommits.load(ordering: .relaxed) }
+    public var commitQueueDepth: Int { writer.queueDepth }
+
+    /// Totals over shards: resident pointers, timestamp-cache entries, intents, waiters.
+    public var shardTotals: (resident: Int, cached: Int, intents: Int, waiters: Int) {
+        var r = (0, 0, 0, 0)
+        for s in shards {
+            s.step { e in
+                r.0 += e.residentCount
+                r.1 += e.timestampCacheCount
+                r.2 += e.intentCount
+                r.3 += e.waiterCount
+            }
+        }
+        return r
+    }
+}
+
+/// Runs a node's background sweeps and shuts it down gracefully with the service group
+/// (swift-service-lifecycle).
+public struct NodeService: Service {
+    public let node: Node
+    public let interval: Duration
+
+    public init(node: Node, interval: Duration = .milliseconds(250)) {
+        self.node = node
+        self.interval = interval
+    }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                await node.sweep()
+                try? await Task.sleep(for: interval)
+            }
+        }
+        await node.shutdown()
+    }
+}

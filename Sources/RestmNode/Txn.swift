@@ -1,0 +1,92 @@
+import RestmCore
+import Synchronization
+
+/// A transaction coordinated by this node: its snapshot timestamp, read set and buffered
+/// writes (DESIGN.md, Transactions steps 1–3). Requests for one transaction may arrive
+/// concurrently; its mutable state lives under `state`'s lock.
+public final class Txn: Sendable {
+    public enum Status: Sendable, Equatable {
+        case active
+        /// The commit has been sent; no idle timeout applies any more.
+        case committing
+        case committed(Timestamp)
+        case aborted(String)
+        /// The commit write's fate is not known yet (DESIGN.md step 6).
+        case unknown
+    }
+
+    struct State {
+        var status: Status = .active
+        /// Pointers read (their reads must stay valid until commit).
+        var reads: Set<String> = []
+        /// Buffered writes; `.none` deletes.
+        var writes: [String: String?] = [:]
+        var lastActiveMillis: UInt64
+        /// Commits that joined one already in flight.
+        var joiners: [CheckedContinuation<Result<Timestamp, RestmError>, Never>] = []
+    }
+
+    public let id: String
+    /// The snapshot (read) timestamp.
+    public let rv: Timestamp
+    /// The first attempt's timestamp: kept across retries (used by clients' backoff).
+    public let priority: Timestamp
+    public let readOnly: Bool
+    public let createdMillis: UInt64
+    public let idleTimeoutMillis: UInt64
+    /// False for the node's own single-request transactions, which no client can name.
+    public let registered: Bool
+    let state: Mutex<State>
+
+    init(id: String, rv: Timestamp, priority: Timestamp?, readOnly: Bool, nowMillis: UInt64, idleTimeoutMillis: UInt64, registered: Bool) {
+        self.id = id
+        self.registered = registered
+        self.rv = rv
+        self.priority = priority ?? rv
+        self.readOnly = readOnly
+        self.createdMillis = nowMillis
+        self.idleTimeoutMillis = idleTimeoutMillis
+        self.state = Mutex(State(lastActiveMillis: nowMillis))
+    }
+
+    public var status: Status { state.withLock { $0.status } }
+
+    public var counts: (reads: Int, writes: Int) {
+        state.withLock { ($0.reads.count, $0.writes.count) }
+    }
+}
+
+/// What `GET /txn/{t}` shows of a transaction that has finished.
+public struct TxnSummary: Sendable, Equatable {
+    public var id: String
+    public var rv: Timestamp
+    public var status: Txn.Status
+    public var reads: Int
+    public var writes: Int
+}
+
+/// Transaction ids: `t<node>.<incarnation>.<sequence>`, using only `[A-Za-z0-9._~-]`.
+/// The incarnation makes ids unique across restarts of the node.
+public struct TxnID: Sendable, Equatable {
+    public var node: UInt16
+    public var incarnation: UInt64
+    public var sequence: UInt64
+
+    public var text: String { "t\(node).\(incarnation).\(sequence)" }
+
+    public init(node: UInt16, incarnation: UInt64, sequence: UInt64) {
+        self.node = node
+        self.incarnation = incarnation
+        self.sequence = sequence
+    }
+
+    public init?(text: String) {
+        guard text.hasPrefix("t") else { return nil }
+        let parts = text.dropFirst().split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3, let n = UInt16(parts[0]), let i = UInt64(parts[1]), let s = UInt64(parts[2]) else { return nil }
+        guard "t\(n).\(i).\(s)" == text else { return nil }
+        node = n
+        incarnation = i
+        sequence = s
+    }
+}
