@@ -32,6 +32,9 @@ extension Node {
                 }
                 s.writes = merged
                 s.status = .committing
+                // Counted under the transaction's lock, so a shutdown that aborts the
+                // still-active transactions and then waits for this count misses none.
+                inflightCommits.wrappingAdd(1, ordering: .relaxed)
                 return .run(reads: s.reads, writes: merged)
             }
         }
@@ -55,7 +58,10 @@ extension Node {
             return try r.get()
         case .run(let reads, let writes):
             // Once sent, a commit runs to its end even if the client goes away.
-            let result = await Task { await self.runCommit(t, reads: reads, writes: writes) }.value
+            let result = await Task {
+                defer { self.inflightCommits.wrappingSubtract(1, ordering: .relaxed) }
+                return await self.runCommit(t, reads: reads, writes: writes)
+            }.value
             let status: Txn.Status
             switch result {
             case .success(let ts): status = .committed(ts)
@@ -91,8 +97,6 @@ extension Node {
             metrics.count("txn_committed_readonly")
             return .success(t.rv)
         }
-        inflightCommits.wrappingAdd(1, ordering: .relaxed)
-        defer { inflightCommits.wrappingSubtract(1, ordering: .relaxed) }
         let started = ContinuousClock.now
         let result = await commitProtocol(t, reads: reads, writes: writes)
         metrics.record("txn", "commit", success: (try? result.get()) != nil, duration: ContinuousClock.now - started)

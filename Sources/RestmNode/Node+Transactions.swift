@@ -190,3 +190,14 @@ extension Node {
         }
     }
 }
+
+extension Node {
+    /// The open transaction `id`, if any.
+    public func registry(active id: String) -> Txn? { registry.active(id) }
+
+    /// What this node remembers of a finished transaction.
+    public func finishedSummary(_ id: String) -> TxnSummary? { registry.finished(id) }
+
+    /// Open transactions, for the explorer.
+    public func openTxns() -> [Txn] { registry.allActive() }
+}

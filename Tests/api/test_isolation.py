@@ -85,7 +85,7 @@ class HistoryRunner:
             self.transcript.append(line)
 
     def fail(self, msg):
-        raise AssertionError(f'{msg}\nseed={self.seed} (RESTM_SEED={self.seed} replays)\n' + self.report())
+        raise AssertionError(f'{msg}\nseed: {self.seed} (replay with RESTM_SEED=<first number>)\n' + self.report())
 
     def report(self):
         return 'transcript:\n  ' + '\n  '.join(self.transcript)
@@ -107,7 +107,7 @@ class HistoryRunner:
                 self.fail(f'setup POST /txn deletes -> {s} {show(r)}')
         for n in names:
             self.initial[n] = initial.get(n, ABSENT)
-        self.note(f'initial: {self.initial}')
+        self.note(f'initial: {self.initial} (pointer ids are {self.prefix}<name>)')
 
     def final_state(self):
         out = {}
@@ -143,15 +143,17 @@ class HistoryRunner:
         """entry: {"value", "version"} as served for name."""
         if not isinstance(entry, dict) or 'value' not in entry or 'version' not in entry:
             self.fail(f'{tx.name} {what}: bad read entry for {name}: {show(entry)}')
-        v = ABSENT if entry['version'] is None else entry['value']
+        if name in tx.own:
+            # Its own buffered write: the version such a read reports is not specified.
+            mine = tx.own[name]
+            v = entry['value']
+            if (mine is ABSENT and v is not None) or (mine is not ABSENT and v != mine):
+                self.fail(f'{tx.name} {what}: read {v!r} of {name}, but it wrote {mine!r} itself (read your writes)')
+            return mine
         if entry['version'] is None and entry['value'] is not None:
             self.fail(f'{tx.name} {what}: value without a version: {show(entry)}')
-        if name in tx.own:
-            mine = tx.own[name]
-            if v != mine and not (mine is ABSENT and entry['value'] is None):
-                self.fail(f'{tx.name} {what}: read {v!r} of {name}, but it wrote {mine!r} itself (read your writes)')
-        else:
-            tx.reads.append((name, v))
+        v = ABSENT if entry['version'] is None else entry['value']
+        tx.reads.append((name, v))
         return v
 
     def step(self, tx, st):

@@ -1,0 +1,126 @@
+import Hummingbird
+import NIOCore
+import RestmCore
+import RestmNode
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// Reading what a request carries: its body as JSON, path segments, query values.
+enum RequestParsing {
+    /// Percent-decodes one path segment; nil if it is malformed or not UTF-8.
+    static func percentDecode(_ s: Substring) -> String? {
+        guard s.utf8.contains(UInt8(ascii: "%")) else { return String(s) }
+        var out: [UInt8] = []
+        out.reserveCapacity(s.utf8.count)
+        var it = Array(s.utf8)[...]
+        while let c = it.popFirst() {
+            if c == UInt8(ascii: "%") {
+                guard it.count >= 2, let h = hexValue(it[it.startIndex]), let l = hexValue(it[it.startIndex + 1]) else { return nil }
+                out.append(h << 4 | l)
+                it = it.dropFirst(2)
+            } else {
+                out.append(c)
+            }
+        }
+        return String(validating: out, as: UTF8.self)
+    }
+
+    private static func hexValue(_ c: UInt8) -> UInt8? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+
+    /// The whole body, refusing more than `limit` bytes with 413.
+    static func body(_ request: Request, limit: Int) async throws -> ByteBuffer {
+        do {
+            return try await request.body.collect(upTo: limit)
+        } catch {
+            throw RestmError(.tooLarge, "the request body is larger than \(limit) bytes")
+        }
+    }
+
+    /// The body as JSON; nil when the body is empty.
+    static func json(_ request: Request, limit: Int, depth: Int) async throws -> JSONValue? {
+        let buffer = try await body(request, limit: limit)
+        if buffer.readableBytes == 0 { return nil }
+        let bytes = buffer.readableBytesView
+        if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) { return nil }
+        do {
+            return try JSONValue.parse(bytes, maxDepth: depth)
+        } catch {
+            throw RestmError(.badJSON, "the body is not valid JSON: \(error)")
+        }
+    }
+
+    /// The body as a JSON object (or nil if empty); anything else is 400.
+    static func object(_ request: Request, limit: Int, depth: Int) async throws -> [(String, JSONValue)]? {
+        guard let v = try await json(request, limit: limit, depth: depth) else { return nil }
+        guard case .object(let members) = v else { throw RestmError(.badRequest, "the body must be a JSON object") }
+        return members
+    }
+
+    static func member(_ members: [(String, JSONValue)]?, _ key: String) -> JSONValue? {
+        members?.first(where: { $0.0 == key })?.1
+    }
+
+    static func pointerList(_ v: JSONValue?, field: String) throws -> [String] {
+        guard let v, !v.isNull else { return [] }
+        guard case .array(let items) = v else { throw RestmError(.badRequest, "\(field) must be an array of pointer ids") }
+        return try items.map { item in
+            guard case .string(let p) = item else { throw RestmError(.badRequest, "\(field) must be an array of pointer ids") }
+            try PointerID.validate(p)
+            return p
+        }
+    }
+
+    static func writeMap(_ v: JSONValue?, field: String, valueMax: Int) throws -> [(String, String?)] {
+        guard let v, !v.isNull else { return [] }
+        guard case .object(let members) = v else { throw RestmError(.badRequest, "\(field) must be an object of pointer id to value") }
+        return try members.map { (p, value) in
+            try PointerID.validate(p)
+            let text = value.compactText
+            guard text.utf8.count <= valueMax else { throw RestmError(.tooLarge, "the value of \(p) is larger than \(valueMax) bytes") }
+            return (p, text)
+        }
+    }
+
+    /// A timestamp in its text form, or an ISO-8601 instant (read as of the end of that
+    /// millisecond).
+    static func instant(_ s: String) throws -> Timestamp {
+        if let ts = Timestamp(text: s) { return ts }
+        if let date = try? Date(s, strategy: .iso8601) {
+            let ms = date.timeIntervalSince1970 * 1000
+            guard ms >= 0 else { throw RestmError(.badTimestamp, "\(s) is before 1970") }
+            return Timestamp(wallMillis: UInt64(ms), logical: UInt16.max, node: UInt16.max)
+        }
+        throw RestmError(.badTimestamp, "\(JSONWriter.quoted(String(s.prefix(64)))) is neither a version nor an ISO-8601 instant")
+    }
+
+    static func version(_ s: String) throws -> Timestamp {
+        guard let ts = Timestamp(text: s) else {
+            throw RestmError(.badTimestamp, "\(JSONWriter.quoted(String(s.prefix(64)))) is not a version issued by this server")
+        }
+        return ts
+    }
+
+    static func intQuery(_ request: Request, _ name: String, default d: Int) throws -> Int {
+        guard let s = request.uri.queryParameters.get(name) else { return d }
+        guard let v = Int(s), v >= 0 else { throw RestmError(.badRequest, "\(name) must be a non-negative integer") }
+        return v
+    }
+
+    static func wantsHTML(_ request: Request) -> Bool {
+        guard request.method == .get, let accept = request.headers[.accept] else { return false }
+        guard let html = accept.range(of: "text/html") else { return false }
+        if let json = accept.range(of: "application/json"), json.lowerBound < html.lowerBound { return false }
+        return true
+    }
+}

@@ -1,0 +1,414 @@
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import RestmCore
+import RestmNode
+
+/// The HTTP API of API.md. Routing is done by hand over path segments: it is the hot path
+/// of every request, and one `switch` keeps every route, its metric name and its errors in
+/// one place. Every error, thrown from any layer, becomes the JSON error of API.md here.
+public struct RestmResponder: HTTPResponder {
+    public typealias Context = BasicRequestContext
+
+    public let node: Node
+    /// Starts the graceful shutdown of the whole process (set by `restm serve`).
+    let requestShutdown: @Sendable () -> Void
+
+    public init(node: Node, requestShutdown: @escaping @Sendable () -> Void = {}) {
+        self.node = node
+        self.requestShutdown = requestShutdown
+    }
+
+    var limits: Limits { node.limits }
+
+    public func respond(to request: Request, context: Context) async throws -> Response {
+        let start = ContinuousClock.now
+        var route = "unmatched"
+        var response: Response
+        do {
+            if let after = request.headers[.restmAfter] {
+                let token = after.trimmingCharacters(in: "\" ")
+                guard let ts = Timestamp(text: token) else {
+                    throw RestmError(.badTimestamp, "Restm-After must be a token from a Restm-Ts header")
+                }
+                try node.observeClientToken(ts)
+            }
+            response = try await dispatch(request, route: &route)
+        } catch let e as RestmError {
+            response = Reply.error(e)
+        } catch {
+            node.logger.error("unexpected error", metadata: ["restm.route": "\(route)", "error": "\(error)"])
+            response = Reply.error(RestmError(.internal, "internal error: \(error)"))
+        }
+        response.headers[.restmTs] = node.clockNow.text
+        node.metrics.record("http", route, success: response.status.code < 400, duration: ContinuousClock.now - start)
+        return response
+    }
+
+    func dispatch(_ request: Request, route: inout String) async throws -> Response {
+        let path = request.uri.path
+        var segments = path.split(separator: "/", omittingEmptySubsequences: false)
+        if segments.first == "" { segments.removeFirst() }
+        let method = request.method
+        func methodNotAllowed() -> RestmError {
+            RestmError(.methodNotAllowed, "\(method) is not allowed on \(path)")
+        }
+        func decoded(_ s: Substring) throws -> String {
+            guard let d = RequestParsing.percentDecode(s) else { throw RestmError(.badPointer, "malformed percent-encoding in the path") }
+            return d
+        }
+
+        switch (segments.first ?? "", segments.count) {
+        case ("", 1), ("", 0):
+            route = "GET /"
+            guard method == .get || method == .head else { throw methodNotAllowed() }
+            return try await Explorer(node: node).home(request)
+
+        case ("ptr", 1):
+            route = "POST /ptr"
+            guard method == .post else { throw methodNotAllowed() }
+            return try await allocate(request)
+
+        case ("ptr", 2):
+            let p = try decoded(segments[1])
+            switch method {
+            case .get, .head:
+                route = "GET /ptr/{p}"
+                return try await getPointer(request, p)
+            case .put:
+                route = "PUT /ptr/{p}"
+                return try await putPointer(request, p)
+            case .delete:
+                route = "DELETE /ptr/{p}"
+                return try await deletePointer(request, p)
+            default: throw methodNotAllowed()
+            }
+
+        case ("ptr", 3) where segments[2] == "history":
+            route = "GET /ptr/{p}/history"
+            guard method == .get else { throw methodNotAllowed() }
+            return try await history(request, try decoded(segments[1]))
+
+        case ("ptrs", 1):
+            route = "GET /ptrs"
+            guard method == .get else { throw methodNotAllowed() }
+            return try await listPointers(request)
+
+        case ("txn", 1):
+            route = "POST /txn"
+            guard method == .post else { throw methodNotAllowed() }
+            return try await oneShot(request)
+
+        case ("txn", 2) where segments[1] == "begin":
+            route = "POST /txn/begin"
+            guard method == .post else { throw methodNotAllowed() }
+            return try await begin(request)
+
+        case ("txn", 2):
+            route = "GET /txn/{t}"
+            guard method == .get else { throw methodNotAllowed() }
+            return try await txnStatus(request, try decoded(segments[1]))
+
+        case ("txn", 3):
+            let t = try decoded(segments[1])
+            guard method == .post else { throw methodNotAllowed() }
+            switch segments[2] {
+            case "read":
+                route = "POST /txn/{t}/read"
+                return try await batchRead(request, t)
+            case "commit":
+                route = "POST /txn/{t}/commit"
+                return try await commit(request, t)
+            case "abort":
+                route = "POST /txn/{t}/abort"
+                return try await abort(request, t)
+            default: break
+            }
+
+        case ("sys", 2):
+            return try await system(request, String(segments[1]), route: &route)
+
+        case ("metrics", 1):
+            route = "GET /metrics"
+            guard method == .get else { throw methodNotAllowed() }
+            return Reply.text(MetricsReport(node: node).prometheus(), contentType: "text/plain; version=0.0.4")
+
+        default:
+            break
+        }
+        throw RestmError(.routeNotFound, "no route \(method) \(path)")
+    }
+
+    // MARK: transactions
+
+    func begin(_ request: Request) async throws -> Response {
+        let body = try await RequestParsing.object(request, limit: limits.requestBytesMax, depth: limits.jsonDepthMax)
+        var readOnly = false
+        var timeout: Int?
+        var priority: Timestamp?
+        if let v = RequestParsing.member(body, "readOnly"), !v.isNull {
+            guard let b = v.boolValue else { throw RestmError(.badRequest, "readOnly must be a boolean") }
+            readOnly = b
+        }
+        if let v = RequestParsing.member(body, "timeoutMs"), !v.isNull {
+            guard let n = v.intValue else { throw RestmError(.badRequest, "timeoutMs must be an integer") }
+            timeout = n
+        }
+        if let v = RequestParsing.member(body, "priority"), !v.isNull {
+            guard let s = v.stringValue else { throw RestmError(.badRequest, "priority must be a timestamp string") }
+            priority = try RequestParsing.version(s)
+        }
+        let t = try await node.begin(readOnly: readOnly, idleTimeoutMs: timeout, priority: priority)
+        var o = JSONObject()
+        o.string("txn", t.id)
+        o.string("ts", t.rv.text)
+        return Reply.json(.created, o.text)
+    }
+
+    func readResult(_ p: String, _ r: ReadResult) -> String {
+        var o = JSONObject()
+        o.raw("value", r.value)
+        o.string("version", r.version?.text)
+        return o.text
+    }
+
+    func batchRead(_ request: Request, _ id: String) async throws -> Response {
+        let body = try await RequestParsing.object(request, limit: limits.requestBytesMax, depth: limits.jsonDepthMax)
+        guard let list = RequestParsing.member(body, "ptrs") else { throw RestmError(.badRequest, "the body must be {\"ptrs\": [ids]}") }
+        let ptrs = try RequestParsing.pointerList(list, field: "ptrs")
+        guard ptrs.count <= limits.batchReadMax else { throw RestmError(.tooLarge, "at most \(limits.batchReadMax) pointers per batch read") }
+        let t = try node.activeTxn(id)
+        var out = "{\"values\":{"
+        var seen = Set<String>()
+        for p in ptrs where seen.insert(p).inserted {
+            let r = try await node.read(t, p)
+            if seen.count > 1 { out += "," }
+            JSONWriter.appendString(p, to: &out)
+            out += ":" + readResult(p, r)
+        }
+        out += "}}"
+        return Reply.json(.ok, out)
+    }
+
+    func commit(_ request: Request, _ id: String) async throws -> Response {
+        let body = try await RequestParsing.object(request, limit: limits.requestBytesMax, depth: limits.jsonDepthMax)
+        var writes = try RequestParsing.writeMap(RequestParsing.member(body, "writes"), field: "writes", valueMax: limits.valueBytesMax)
+        for p in try RequestParsing.pointerList(RequestParsing.member(body, "deletes"), field: "deletes") { writes.append((p, nil)) }
+        let ts: Timestamp
+        if let t = node.registry(active: id) {
+            ts = try await node.commit(t, adding: writes)
+        } else if let s = node.finishedSummary(id) {
+            guard case .committed(let cts) = s.status else { throw RestmError(.txnNotActive, "transaction \(id) was aborted") }
+            ts = cts
+        } else {
+            throw RestmError(.txnNotFound, "no transaction \(id) on this node")
+        }
+        var o = JSONObject()
+        o.string("txn", id)
+        o.string("status", "committed")
+        o.string("ts", ts.text)
+        return Reply.json(.ok, o.text)
+    }
+
+    func abort(_ request: Request, _ id: String) async throws -> Response {
+        _ = try await RequestParsing.body(request, limit: limits.requestBytesMax)
+        if let t = node.registry(active: id) {
+            if !node.abort(t) {
+                if case .aborted = t.status {} else { throw RestmError(.txnNotActive, "transaction \(id) is committing or committed") }
+            }
+        } else if let s = node.finishedSummary(id) {
+            guard case .aborted = s.status else { throw RestmError(.txnNotActive, "transaction \(id) has committed") }
+        } else {
+            throw RestmError(.txnNotFound, "no transaction \(id) on this node")
+        }
+        var o = JSONObject()
+        o.string("txn", id)
+        o.string("status", "aborted")
+        return Reply.json(.ok, o.text)
+    }
+
+    func txnStatus(_ request: Request, _ id: String) async throws -> Response {
+        let s = try await node.status(of: id)
+        var o = JSONObject()
+        o.string("txn", s.id)
+        var phase: String?
+        switch s.status {
+        case .active:
+            o.string("ts", s.rv.text)
+            o.string("status", "active")
+        case .committing:
+            o.string("ts", s.rv.text)
+            o.string("status", "active")
+            phase = "committing"
+        case .unknown:
+            o.string("ts", s.rv.text)
+            o.string("status", "active")
+            phase = "outcome_unknown"
+        case .committed(let ts):
+            o.string("ts", ts.text)
+            o.string("status", "committed")
+        case .aborted(let why):
+            o.string("ts", s.rv == .zero ? nil : s.rv.text)
+            o.string("status", "aborted")
+            o.string("reason", why)
+        }
+        o.int("reads", s.reads)
+        o.int("writes", s.writes)
+        if let phase { o.string("phase", phase) }
+        if RequestParsing.wantsHTML(request) { return Explorer(node: node).page(title: "Transaction \(id)", json: o.text) }
+        return Reply.json(.ok, o.text)
+    }
+
+    func oneShot(_ request: Request) async throws -> Response {
+        let body = try await RequestParsing.object(request, limit: limits.requestBytesMax, depth: limits.jsonDepthMax)
+        var req = OneShotRequest()
+        req.reads = try RequestParsing.pointerList(RequestParsing.member(body, "reads"), field: "reads")
+        if let e = RequestParsing.member(body, "expect"), !e.isNull {
+            guard case .object(let members) = e else { throw RestmError(.badRequest, "expect must be an object of pointer id to version or null") }
+            for (p, v) in members {
+                try PointerID.validate(p)
+                switch v {
+                case .null: req.expect.append((p, nil))
+                case .string(let s):
+                    // A version this server never issued can never match.
+                    req.expect.append((p, Timestamp(text: s) ?? Timestamp(raw: .max, node: .max)))
+                default: throw RestmError(.badRequest, "expect must map pointer ids to a version string or null")
+                }
+            }
+        }
+        req.writes = try RequestParsing.writeMap(RequestParsing.member(body, "writes"), field: "writes", valueMax: limits.valueBytesMax)
+        for p in try RequestParsing.pointerList(RequestParsing.member(body, "deletes"), field: "deletes") { req.writes.append((p, nil)) }
+        let r = try await node.oneShot(req)
+        var values = "{"
+        for (i, (p, v)) in r.values.enumerated() {
+            if i > 0 { values += "," }
+            JSONWriter.appendString(p, to: &values)
+            values += ":" + readResult(p, v)
+        }
+        values += "}"
+        var o = JSONObject()
+        o.string("status", "committed")
+        o.string("ts", r.ts.text)
+        o.raw("values", values)
+        return Reply.json(.ok, o.text)
+    }
+
+    // MARK: pointers
+
+    func txnParameter(_ request: Request) throws -> Txn? {
+        guard let id = request.uri.queryParameters.get("txn") else { return nil }
+        return try node.activeTxn(id)
+    }
+
+    func getPointer(_ request: Request, _ p: String) async throws -> Response {
+        try PointerID.validate(p)
+        if let t = try txnParameter(request) {
+            let r = try await node.read(t, p)
+            var o = JSONObject()
+            o.string("ptr", p)
+            o.raw("value", r.value)
+            o.string("version", r.version?.text)
+            return Reply.json(.ok, o.text)
+        }
+        let at = try request.uri.queryParameters.get("at").map { try RequestParsing.instant(String($0)) }
+        if RequestParsing.wantsHTML(request) { return try await Explorer(node: node).pointer(p, at: at) }
+        guard let v = try await node.get(p, at: at), let value = v.value else {
+            throw RestmError(.notFound, "pointer \(p) does not exist\(at == nil ? "" : " at that time")")
+        }
+        var o = JSONObject()
+        o.string("ptr", p)
+        o.raw("value", value)
+        o.string("version", v.ts.text)
+        return Reply.json(.ok, o.text, headers: [.eTag: "\"\(v.ts.text)\""])
+    }
+
+    func value(_ request: Request) async throws -> String {
+        guard let v = try await RequestParsing.json(request, limit: limits.requestBytesMax, depth: limits.jsonDepthMax) else {
+            throw RestmError(.badJSON, "the body must be a JSON value")
+        }
+        let text = v.compactText
+        guard text.utf8.count <= limits.valueBytesMax else {
+            throw RestmError(.tooLarge, "a value may be at most \(limits.valueBytesMax) bytes (this one is \(text.utf8.count))")
+        }
+        return text
+    }
+
+    func putPointer(_ request: Request, _ p: String) async throws -> Response {
+        try PointerID.validate(p)
+        let text = try await value(request)
+        if let t = try txnParameter(request) {
+            try node.write(t, p, value: text)
+            return Reply.noContent()
+        }
+        var ifMatch: Timestamp?
+        if let m = request.headers[.ifMatch] {
+            var tag = m.trimmingCharacters(in: " ")
+            if tag.hasPrefix("W/") { tag = String(tag.dropFirst(2)) }
+            tag = tag.trimmingCharacters(in: "\"")
+            // A tag this server never issued can never match.
+            ifMatch = Timestamp(text: tag) ?? Timestamp(raw: .max, node: .max)
+        }
+        let ts = try await node.put(p, value: text, ifMatch: ifMatch)
+        var o = JSONObject()
+        o.string("ptr", p)
+        o.string("version", ts.text)
+        return Reply.json(.ok, o.text, headers: [.eTag: "\"\(ts.text)\""])
+    }
+
+    func deletePointer(_ request: Request, _ p: String) async throws -> Response {
+        try PointerID.validate(p)
+        if let t = try txnParameter(request) {
+            try node.write(t, p, value: nil)
+            return Reply.noContent()
+        }
+        let ts = try await node.put(p, value: nil)
+        var o = JSONObject()
+        o.string("ptr", p)
+        o.string("version", ts.text)
+        return Reply.json(.ok, o.text)
+    }
+
+    func allocate(_ request: Request) async throws -> Response {
+        let initial = try await RequestParsing.json(request, limit: limits.requestBytesMax, depth: limits.jsonDepthMax)?.compactText
+        let t = try txnParameter(request)
+        let id = try await node.allocate(value: initial, in: t)
+        var o = JSONObject()
+        o.string("ptr", id)
+        return Reply.json(.created, o.text)
+    }
+
+    func history(_ request: Request, _ p: String) async throws -> Response {
+        try PointerID.validate(p)
+        let limit = try RequestParsing.intQuery(request, "limit", default: 100)
+        let before = try request.uri.queryParameters.get("before").map { try RequestParsing.instant(String($0)) }
+        let versions = try await node.history(p, before: before, limit: limit)
+        var out = "{\"ptr\":" + JSONWriter.quoted(p) + ",\"versions\":["
+        for (i, v) in versions.enumerated() {
+            if i > 0 { out += "," }
+            var o = JSONObject()
+            o.string("version", v.ts.text)
+            o.string("txn", v.txn)
+            o.raw("value", v.value)
+            if v.value == nil { o.bool("deleted", true) }
+            out += o.text
+        }
+        out += "]}"
+        return Reply.json(.ok, out)
+    }
+
+    func listPointers(_ request: Request) async throws -> Response {
+        let prefix = request.uri.queryParameters.get("prefix").map { String($0) } ?? ""
+        if !prefix.isEmpty, !PointerID.isValid(prefix) { throw RestmError(.badPointer, "a prefix uses the characters of pointer ids") }
+        let after = request.uri.queryParameters.get("after").map { String($0) }
+        if let a = after { try PointerID.validate(a) }
+        let limit = try RequestParsing.intQuery(request, "limit", default: 100)
+        let page = try await node.list(prefix: prefix, after: after, limit: limit)
+        var out = "{\"ptrs\":["
+        for (i, p) in page.ptrs.enumerated() {
+            if i > 0 { out += "," }
+            JSONWriter.appendString(p, to: &out)
+        }
+        out += "],\"next\":" + (page.next.map { JSONWriter.quoted($0) } ?? "null") + "}"
+        return Reply.json(.ok, out)
+    }
+}

@@ -1,0 +1,216 @@
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import RestmCore
+import RestmNode
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+extension RestmResponder {
+    func system(_ request: Request, _ name: String, route: inout String) async throws -> Response {
+        let method = request.method
+        let isGet = method == .get || method == .head
+        switch name {
+        case "health":
+            route = "GET /sys/health"
+            guard isGet else { break }
+            if node.state == .running { return Reply.json(.ok, #"{"status":"ok"}"#) }
+            return Reply.json(.serviceUnavailable, #"{"status":"shutting_down","error":"shutting_down","message":"the node is shutting down","retryable":true}"#)
+        case "info":
+            route = "GET /sys/info"
+            guard isGet else { break }
+            return Reply.json(.ok, info())
+        case "metrics":
+            route = "GET /sys/metrics"
+            guard isGet else { break }
+            let report = MetricsReport(node: node).json()
+            if RequestParsing.wantsHTML(request) { return Explorer(node: node).page(title: "Metrics", json: report) }
+            return Reply.json(.ok, report)
+        case "shutdown":
+            route = "POST /sys/shutdown"
+            guard isGet || method == .post else { break }
+            let trigger = requestShutdown
+            node.activity.add("shutdown requested over HTTP")
+            Task {
+                // Let this answer leave first.
+                try? await Task.sleep(for: .milliseconds(20))
+                trigger()
+            }
+            return Reply.json(.accepted, #"{"status":"shutting_down"}"#)
+        case "init":
+            route = "POST /sys/init"
+            guard isGet || method == .post else { break }
+            // Task executors arrive with the task service; until then there are none to start.
+            return Reply.json(.ok, #"{"status":"ok","workers":0}"#)
+        case "cluster":
+            route = "GET /sys/cluster"
+            guard isGet else { break }
+            return Reply.json(.ok, cluster())
+        case "logs":
+            route = "GET /sys/logs"
+            guard isGet else { break }
+            let limit = min(try RequestParsing.intQuery(request, "limit", default: 100), node.limits.logEntriesMax)
+            var out = "{\"entries\":["
+            for (i, e) in node.activity.recent(limit).enumerated() {
+                if i > 0 { out += "," }
+                var o = JSONObject()
+                o.string("time", Self.iso(e.millis))
+                o.string("message", e.message)
+                out += o.text
+            }
+            out += "]}"
+            return Reply.json(.ok, out)
+        default:
+            throw RestmError(.routeNotFound, "no route \(method) \(request.uri.path)")
+        }
+        throw RestmError(.methodNotAllowed, "\(method) is not allowed on \(request.uri.path)")
+    }
+
+    static func iso(_ millis: UInt64) -> String {
+        Date(timeIntervalSince1970: Double(millis) / 1000).formatted(.iso8601)
+    }
+
+    func info() -> String {
+        let c = node.configuration
+        var o = JSONObject()
+        o.int("node", Int(c.nodeID))
+        o.string("version", c.version)
+        o.int("incarnation", Int(node.incarnation))
+        o.string("store", node.store.kind)
+        o.string("location", node.store.location)
+        o.string("durability", c.durability.rawValue)
+        o.int("shards", c.shardCount)
+        o.int("uptimeMs", Int(node.physicalMillis - node.startedMillis))
+        o.string("clock", node.clockNow.text)
+        o.string("ceiling", node.durableCeiling.text)
+        o.string("state", "\(node.state)")
+        var l = JSONObject()
+        l.int("valueBytesMax", c.limits.valueBytesMax)
+        l.int("requestBytesMax", c.limits.requestBytesMax)
+        l.int("pointersPerTxnMax", c.limits.pointersPerTxnMax)
+        l.int("txnIdleTimeoutMs", c.limits.txnIdleTimeoutMs)
+        l.int("txnLifetimeMs", c.limits.txnLifetimeMs)
+        l.int("openTxnsMax", c.limits.openTxnsMax)
+        l.int("intentLeaseMs", c.limits.intentLeaseMs)
+        l.int("retentionMs", c.limits.retentionMs)
+        o.raw("limits", l.text)
+        return o.text
+    }
+
+    func cluster() -> String {
+        let c = node.configuration
+        var me = JSONObject()
+        me.int("id", Int(c.nodeID))
+        me.bool("self", true)
+        me.string("health", node.state == .running ? "ok" : "shutting_down")
+        var o = JSONObject()
+        o.raw("members", "[" + me.text + "]")
+        o.int("shardCount", c.shardCount)
+        o.raw("owners", "{\"\(c.nodeID)\":[" + (0..<c.shardCount).map { String($0) }.joined(separator: ",") + "]}")
+        return o.text
+    }
+}
+
+/// The figures of `/sys/metrics` (JSON) and `/metrics` (Prometheus text).
+struct MetricsReport {
+    let node: Node
+
+    func json() -> String {
+        let snap = node.metrics.snapshot()
+        var code = "{"
+        for (ci, (component, ops)) in snap.ops.sorted(by: { $0.key < $1.key }).enumerated() {
+            if ci > 0 { code += "," }
+            JSONWriter.appendString(component, to: &code)
+            code += ":{"
+            for (oi, (op, s)) in ops.sorted(by: { $0.key < $1.key }).enumerated() {
+                if oi > 0 { code += "," }
+                JSONWriter.appendString(op, to: &code)
+                var o = JSONObject()
+                o.int("success", s.success)
+                o.int("failed", s.failed)
+                o.int("invocations", s.invocations)
+                o.double("avgTime", s.invocations == 0 ? 0 : s.totalSeconds * 1000 / Double(s.invocations))
+                o.double("totalTime", s.totalSeconds * 1000)
+                code += ":" + o.text
+            }
+            code += "}"
+        }
+        code += "}"
+        let totals = node.shardTotals
+        var scalars = JSONObject()
+        scalars.int("openTxns", node.openTransactions)
+        scalars.int("inflightCommits", node.inflightCommitCount)
+        scalars.int("commitQueueDepth", node.commitQueueDepth)
+        scalars.int("pointersInMemory", totals.resident)
+        scalars.int("timestampCacheEntries", totals.cached)
+        scalars.int("intents", totals.intents)
+        scalars.int("waiters", totals.waiters)
+        scalars.int("groupCommitBatches", snap.batches)
+        scalars.double("groupCommitAvgSize", snap.batches == 0 ? 0 : Double(snap.batchedCommits) / Double(snap.batches))
+        scalars.int("uptimeMs", Int(node.physicalMillis - node.startedMillis))
+        var txns = JSONObject()
+        let c = snap.counters
+        txns.int("begun", c["txn_begun"] ?? 0)
+        txns.int("committed", c["txn_committed"] ?? 0)
+        txns.int("committedReadOnly", c["txn_committed_readonly"] ?? 0)
+        txns.int("conflicted", c["txn_conflicted"] ?? 0)
+        txns.int("aborted", c["txn_aborted"] ?? 0)
+        txns.int("timedOut", c["txn_timed_out"] ?? 0)
+        var causes = JSONObject()
+        for cause in ConflictCause.allCases { causes.int(cause.rawValue, c["conflict_\(cause.rawValue)"] ?? 0) }
+        txns.raw("conflicts", causes.text)
+        var o = JSONObject()
+        o.raw("code", code)
+        o.raw("scalars", scalars.text)
+        o.raw("txns", txns.text)
+        return o.text
+    }
+
+    func prometheus() -> String {
+        let snap = node.metrics.snapshot()
+        let c = snap.counters
+        var out = ""
+        func counter(_ name: String, _ help: String, _ value: Int) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) counter\n\(name) \(value)\n"
+        }
+        func gauge(_ name: String, _ help: String, _ value: Int) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) gauge\n\(name) \(value)\n"
+        }
+        counter("restm_txn_begun_total", "Transactions begun.", c["txn_begun"] ?? 0)
+        counter("restm_txn_commits_total", "Transactions committed with writes.", c["txn_committed"] ?? 0)
+        counter("restm_txn_readonly_commits_total", "Read-only transactions committed.", c["txn_committed_readonly"] ?? 0)
+        counter("restm_txn_aborts_total", "Transactions aborted by clients or timeouts.", c["txn_aborted"] ?? 0)
+        out += "# HELP restm_txn_conflicts_total Retryable conflicts by cause.\n# TYPE restm_txn_conflicts_total counter\n"
+        for cause in ConflictCause.allCases {
+            out += "restm_txn_conflicts_total{cause=\"\(cause.rawValue)\"} \(c["conflict_\(cause.rawValue)"] ?? 0)\n"
+        }
+        let totals = node.shardTotals
+        gauge("restm_open_txns", "Open transactions.", node.openTransactions)
+        gauge("restm_pointers_in_memory", "Pointers resident in memory.", totals.resident)
+        gauge("restm_timestamp_cache_entries", "Entries of the timestamp caches.", totals.cached)
+        gauge("restm_intents", "Write intents held.", totals.intents)
+        gauge("restm_waiters", "Reads waiting on intents.", totals.waiters)
+        gauge("restm_commit_queue_depth", "Commits queued for the store writer.", node.commitQueueDepth)
+        out += "# HELP restm_requests_total HTTP requests by route and outcome.\n# TYPE restm_requests_total counter\n"
+        for (op, s) in (snap.ops["http"] ?? [:]).sorted(by: { $0.key < $1.key }) {
+            out += "restm_requests_total{route=\"\(op)\",outcome=\"success\"} \(s.success)\n"
+            out += "restm_requests_total{route=\"\(op)\",outcome=\"failed\"} \(s.failed)\n"
+        }
+        for (component, name) in [("store", "commit"), ("txn", "commit")] {
+            guard let s = snap.ops[component]?[name] else { continue }
+            let metric = "restm_\(component)_\(name)_seconds"
+            out += "# HELP \(metric) Latency of \(component) \(name).\n# TYPE \(metric) histogram\n"
+            var cumulative = 0
+            for (i, b) in Metrics.buckets.enumerated() {
+                cumulative += s.histogram[i]
+                out += "\(metric)_bucket{le=\"\(b)\"} \(cumulative)\n"
+            }
+            out += "\(metric)_bucket{le=\"+Inf\"} \(s.invocations)\n\(metric)_sum \(s.totalSeconds)\n\(metric)_count \(s.invocations)\n"
+        }
+        return out
+    }
+}

@@ -1,0 +1,179 @@
+"""Lost updates under contention: concurrent read-modify-write increments of one counter must
+all count, whether done in transactions (retry on 409), with PUT If-Match (retry on 412), or
+with one-shot POST /txn expectations (retry on 412)."""
+import random
+import threading
+import time
+
+from restm_testlib import backoff, error_shape, show, unique
+
+THREADS = 8
+INCREMENTS = 50
+DEADLINE = 120.0   # seconds for a whole test; a livelocked server fails instead of hanging
+
+
+def run_threads(fn, seed):
+    errors, threads = [], []
+
+    def wrap(k):
+        try:
+            fn(k)
+        except Exception as e:
+            errors.append(f'thread {k}: {e!r}' if not isinstance(e, AssertionError) else f'thread {k}: {e}')
+
+    for k in range(THREADS):
+        threads.append(threading.Thread(target=wrap, args=(k,), daemon=True))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=DEADLINE + 30)
+    assert not any(t.is_alive() for t in threads), f'threads still running after {DEADLINE + 30}s; seed={seed}'
+    assert not errors, f'seed={seed}:\n' + '\n'.join(errors[:5])
+
+
+def test_transactional_increments(server, seed):
+    c = unique('lost') + 'counter'
+    s, r, _ = server.put(c, 0)
+    assert s == 200, f'{s} {show(r)}'
+    deadline = time.monotonic() + DEADLINE
+    stats = {'commits': 0, 'conflicts': 0}
+    lock = threading.Lock()
+
+    def worker(k):
+        rng = random.Random(f'{seed}:{k}')
+        done = 0
+        while done < INCREMENTS:
+            attempt = 0
+            while True:
+                assert time.monotonic() < deadline, f'only {done} increments after {DEADLINE}s (livelock?)'
+                attempt += 1
+                t = server.begin()
+                s, r = server.read(t, c)
+                if s == 200:
+                    v = r['value']
+                    assert isinstance(v, int), f'counter holds {show(r)}'
+                    # Half the threads buffer the write with PUT, the others send it with the commit.
+                    if k % 2 == 0:
+                        s, r = server.write(t, c, v + 1)
+                        if s == 204:
+                            s, r = server.commit(t)
+                    else:
+                        s, r = server.commit(t, {'writes': {c: v + 1}})
+                if s == 200:
+                    assert r.get('status') == 'committed', show(r)
+                    break
+                assert s == 409 and error_shape(r, 'conflict') and r['retryable'] is True, f'{s} {show(r)}'
+                with lock:
+                    stats['conflicts'] += 1
+                backoff(rng, attempt)
+            done += 1
+            with lock:
+                stats['commits'] += 1
+
+    run_threads(worker, seed)
+    final = server.value(c)
+    print(stats)
+    assert stats['commits'] == THREADS * INCREMENTS
+    assert final == THREADS * INCREMENTS, \
+        f'seed={seed}: {THREADS * INCREMENTS} increments committed but the counter is {final} (lost updates); {stats}'
+
+
+def test_if_match_increments(server, seed):
+    c = unique('lost.ifmatch') + 'counter'
+    s, r, _ = server.put(c, 0)
+    assert s == 200, f'{s} {show(r)}'
+    deadline = time.monotonic() + DEADLINE
+    lock = threading.Lock()
+    successes = []   # (base version, new version)
+    stats = {'412': 0, '409': 0}
+
+    def worker(k):
+        rng = random.Random(f'{seed}:{k}')
+        done = 0
+        attempt = 0
+        while done < INCREMENTS:
+            assert time.monotonic() < deadline, f'only {done} increments after {DEADLINE}s'
+            s, r, h = server.get(c)
+            assert s == 200, f'GET -> {s} {show(r)}'
+            ver = r['version']
+            assert h.get('etag', '').strip('"') == ver, f'ETag {h.get("etag")!r} vs version {ver!r}'
+            s, r, _ = server.put(c, r['value'] + 1, if_match=ver)
+            if s == 200:
+                assert isinstance(r, dict) and isinstance(r.get('version'), str), show(r)
+                with lock:
+                    successes.append((ver, r['version']))
+                done += 1
+                attempt = 0
+                continue
+            if s == 412:
+                assert error_shape(r, 'precondition_failed'), f'412 {show(r)}'
+            else:
+                assert s == 409 and error_shape(r, 'conflict'), f'PUT If-Match -> {s} {show(r)}'
+            with lock:
+                stats[str(s)] += 1
+            attempt += 1
+            backoff(rng, attempt)
+
+    run_threads(worker, seed)
+    final = server.value(c)
+    print(f'{len(successes)} successful PUTs; refused: {stats}')
+    bases = [b for b, _ in successes]
+    dup = {b for b in bases if bases.count(b) > 1}
+    assert not dup, f'seed={seed}: several PUTs succeeded with the same If-Match version: {sorted(dup)[:5]}'
+    assert final == len(successes), \
+        f'seed={seed}: {len(successes)} conditional PUTs succeeded but the counter is {final}'
+
+
+def test_one_shot_expect_increments(server, seed):
+    c = unique('lost.oneshot') + 'counter'
+    s, r, _ = server.put(c, 0)
+    assert s == 200, f'{s} {show(r)}'
+    n = INCREMENTS // 2
+    deadline = time.monotonic() + DEADLINE
+    count = [0]
+    lock = threading.Lock()
+
+    def worker(k):
+        rng = random.Random(f'{seed}:{k}')
+        done = attempt = 0
+        while done < n:
+            assert time.monotonic() < deadline, f'only {done} increments after {DEADLINE}s'
+            s, r = server.one_shot(reads=[c])
+            assert s == 200, f'POST /txn reads -> {s} {show(r)}'
+            e = r['values'][c]
+            s, r = server.one_shot(expect={c: e['version']}, writes={c: e['value'] + 1})
+            if s == 200:
+                done += 1
+                attempt = 0
+                with lock:
+                    count[0] += 1
+                continue
+            assert (s == 412 and error_shape(r, 'expectation_failed')) or (s == 409 and error_shape(r, 'conflict')), \
+                f'POST /txn expect -> {s} {show(r)}'
+            attempt += 1
+            backoff(rng, attempt)
+
+    run_threads(worker, seed)
+    final = server.value(c)
+    assert final == count[0] == THREADS * n, f'seed={seed}: {count[0]} one-shot increments succeeded, counter is {final}'
+
+
+def test_create_once_race(server, seed):
+    """Each thread creates the same absent pointer expecting it absent (version null): exactly one wins."""
+    for round_ in range(5):
+        p = unique('lost.create') + 'once'
+        barrier = threading.Barrier(THREADS)
+        results = [None] * THREADS
+
+        def worker(k):
+            barrier.wait(timeout=30)
+            results[k] = server.one_shot(expect={p: None}, writes={p: f'writer-{k}'})
+
+        run_threads(worker, seed)
+        wins = [k for k, (s, _) in enumerate(results) if s == 200]
+        others = [(s, r) for s, r in results if s != 200]
+        assert len(wins) == 1, f'seed={seed}: {len(wins)} creators won (expected exactly one): {results}'
+        for s, r in others:
+            assert (s == 412 and error_shape(r, 'expectation_failed')) or (s == 409 and error_shape(r, 'conflict')), \
+                f'{s} {show(r)}'
+        assert server.value(p) == f'writer-{wins[0]}'
