@@ -130,7 +130,7 @@ class Api:
                 return 0, f'no answer: {e!r}' + ('' if sent else ' (while sending)'), {}
             try:
                 parsed = json.loads(text) if text else None
-            except ValueError:
+            except (ValueError, RecursionError):
                 parsed = text.decode(errors='replace')
             return r.status, parsed, hdrs
         return 0, f'no answer: {last_err!r}', {}
