@@ -8,8 +8,10 @@ public final class MemoryStore: Store {
         var records: [String: TxnRecordStatus] = [:]
         var incarnation: UInt64 = 0
         var ceiling = Timestamp.zero
-        /// When set, `commit` throws this (fault injection for tests).
+        /// When set, `commit` throws this without writing (fault injection for tests).
         var failNextCommit: StoreError?
+        /// When set, `commit` writes, then throws this: the write happened, the answer was lost.
+        var failAfterNextCommit: StoreError?
     }
 
     let state = Mutex(State())
@@ -24,28 +26,44 @@ public final class MemoryStore: Store {
         state.withLock { $0.failNextCommit = error }
     }
 
+    /// Makes the next `commit` write and then throw `error` (a lost acknowledgement).
+    public func failAfterNextCommit(with error: StoreError) {
+        state.withLock { $0.failAfterNextCommit = error }
+    }
+
     public func commit(_ records: [CommitRecord], ceiling: Timestamp?) throws -> [CommitOutcome] {
         try state.withLock { s in
             if let e = s.failNextCommit {
                 s.failNextCommit = nil
                 throw e
             }
-            var outcomes: [CommitOutcome] = []
-            for r in records {
-                if s.records[r.txn] != nil {
-                    outcomes.append(.alreadyAborted)
-                    continue
-                }
-                s.records[r.txn] = .committed(r.ts)
-                for w in r.writes {
-                    s.versions[w.ptr, default: []].insert(Version(ts: r.ts, txn: r.txn, value: w.value), at: 0)
-                    s.versions[w.ptr]!.sort { $0.ts > $1.ts }
-                }
-                outcomes.append(.committed)
+            defer {
+                if s.failAfterNextCommit != nil { s.failAfterNextCommit = nil }
             }
-            if let c = ceiling, c > s.ceiling { s.ceiling = c }
-            return outcomes
+            if let e = s.failAfterNextCommit {
+                _ = try commitLocked(&s, records, ceiling)
+                throw e
+            }
+            return try commitLocked(&s, records, ceiling)
         }
+    }
+
+    private func commitLocked(_ s: inout State, _ records: [CommitRecord], _ ceiling: Timestamp?) throws -> [CommitOutcome] {
+        var outcomes: [CommitOutcome] = []
+        for r in records {
+            if s.records[r.txn] != nil {
+                outcomes.append(.alreadyAborted)
+                continue
+            }
+            s.records[r.txn] = .committed(r.ts)
+            for w in r.writes {
+                s.versions[w.ptr, default: []].append(Version(ts: r.ts, txn: r.txn, value: w.value))
+                s.versions[w.ptr]!.sort { $0.ts > $1.ts }
+            }
+            outcomes.append(.committed)
+        }
+        if let c = ceiling, c > s.ceiling { s.ceiling = c }
+        return outcomes
     }
 
     public func newest(_ ptr: String) throws -> Version? {

@@ -63,3 +63,11 @@ public struct TemporaryDirectory: Sendable {
         try? FileManager.default.removeItem(atPath: path)
     }
 }
+
+/// A shared counter for concurrent tests.
+public final class Counter: Sendable {
+    private let value = Atomic<Int>(0)
+    public init() {}
+    public func add(_ n: Int = 1) { value.wrappingAdd(n, ordering: .relaxed) }
+    public var count: Int { value.load(ordering: .relaxed) }
+}

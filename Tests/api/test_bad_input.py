@@ -437,7 +437,7 @@ def test_deeply_nested_json(server, ref, kind):
     ref.allowed.add(deep)
     value_endpoints = [('PUT', f'/ptr/{deep}'), ('PUT', f'/ptr/{deep}?txn={t}'), ('POST', '/ptr'), ('POST', f'/ptr?txn={t}')]
     other_endpoints = [('POST', '/txn'), ('POST', '/txn/begin'), ('POST', f'/txn/{t}/commit'),
-                       ('POST', f'/txn/{t}/read'), ('POST', '/watch')]
+                       ('POST', f'/txn/{t}/read')]
     if kind == 'open brackets':
         other_endpoints += value_endpoints + [('PUT', f'/ptr/{ref.x}'), ('PUT', f'/ptr/{ref.x}?txn={t}')]
         value_endpoints = []
