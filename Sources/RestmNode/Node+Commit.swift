@@ -139,7 +139,7 @@ extension Node {
                     break prepareLoop
                 case .conflict(let cause, let ptr):
                     abortIntents(t, parts)
-                    return .failure(conflict(cause, "\(cause.rawValue) on \(ptr)"))
+                    return .failure(conflict(cause, Self.explain(cause, ptr)))
                 case .notResident(let ptrs):
                     loads += 1
                     guard loads <= 8 else {
@@ -186,6 +186,16 @@ extension Node {
             // Fate unclear: keep the intents and ask the store for the record.
             logger.error("commit outcome unknown", metadata: ["restm.txn": "\(t.id)", "error": "\(e)"])
             return await settleUnknown(t, ct, parts)
+        }
+    }
+
+    static func explain(_ cause: ConflictCause, _ ptr: String) -> String {
+        switch cause {
+        case .writeIntent: return "\(ptr) is being committed by another transaction (\(cause.rawValue))"
+        case .writeNewer: return "\(ptr) changed after this transaction read it; first committer wins (\(cause.rawValue))"
+        case .readNewer: return "\(ptr) changed after this transaction read it (\(cause.rawValue))"
+        case .readIntent: return "\(ptr), which this transaction read, is being written by another one (\(cause.rawValue))"
+        default: return "\(cause.rawValue) on \(ptr)"
         }
     }
 
