@@ -58,7 +58,11 @@ public struct RestmResponder: HTTPResponder {
             return d
         }
 
-        switch (segments.first ?? "", segments.count) {
+        let top = segments.first ?? ""
+        if node.state != .running, top != "sys", top != "metrics" {
+            throw RestmError(.shuttingDown, "the node is shutting down")
+        }
+        switch (top, segments.count) {
         case ("", 1), ("", 0):
             route = "GET /"
             guard method == .get || method == .head else { throw methodNotAllowed() }
@@ -212,15 +216,10 @@ public struct RestmResponder: HTTPResponder {
 
     func abort(_ request: Request, _ id: String) async throws -> Response {
         _ = try await RequestParsing.body(request, limit: limits.requestBytesMax)
-        if let t = node.registry(active: id) {
-            if !node.abort(t) {
-                if case .aborted = t.status {} else { throw RestmError(.txnNotActive, "transaction \(id) is committing or committed") }
-            }
-        } else if let s = node.finishedSummary(id) {
-            guard case .aborted = s.status else { throw RestmError(.txnNotActive, "transaction \(id) has committed") }
-        } else {
-            throw RestmError(.txnNotFound, "no transaction \(id) on this node")
-        }
+        // API.md: any operation but commit on a finished transaction is 409 txn_not_active,
+        // so aborting twice is refused too (a client may ignore that answer).
+        let t = try node.activeTxn(id)
+        guard node.abort(t) else { throw RestmError(.txnNotActive, "transaction \(id) is not active") }
         var o = JSONObject()
         o.string("txn", id)
         o.string("status", "aborted")

@@ -35,6 +35,7 @@ extension RestmResponder {
             guard isGet || method == .post else { break }
             let trigger = requestShutdown
             node.activity.add("shutdown requested over HTTP")
+            node.refuseNewWork()
             Task {
                 // Let this answer leave first.
                 try? await Task.sleep(for: .milliseconds(20))

@@ -63,6 +63,7 @@ public final class Node: Sendable {
     let registry: TxnRegistry
     let lifecycle = Atomic<Int>(Lifecycle.running.rawValue)
     let inflightCommits = Atomic<Int>(0)
+    let shutdownStarted = Atomic<Bool>(false)
     let sequence = Atomic<UInt64>(0)
     let io = DispatchQueue(label: "restm.store-readers", attributes: .concurrent)
 

@@ -31,9 +31,10 @@ extension Node {
     /// commit are aborted, commits already sent finish and are durable, then the store
     /// closes. Bounded by `timeout`.
     public func shutdown(timeout: Duration = .seconds(7)) async {
-        guard lifecycle.compareExchange(expected: Lifecycle.running.rawValue, desired: Lifecycle.shuttingDown.rawValue, ordering: .acquiringAndReleasing).exchanged else {
+        guard shutdownStarted.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else {
             return
         }
+        refuseNewWork()
         logger.info("shutting down")
         activity.add("shutdown started")
         for t in registry.allActive() { abort(t, reason: "the node is shutting down") }
@@ -49,6 +50,13 @@ extension Node {
         store.close()
         lifecycle.store(Lifecycle.stopped.rawValue, ordering: .releasing)
         logger.info("shut down", metadata: ["restm.inflight": "\(inflightCommits.load(ordering: .relaxed))"])
+    }
+
+    /// From now on new transactions and requests answer 503 `shutting_down`; the shutdown
+    /// itself follows (called first by `POST /sys/shutdown`, so nothing slips in between).
+    public func refuseNewWork() {
+        _ = lifecycle.compareExchange(
+            expected: Lifecycle.running.rawValue, desired: Lifecycle.shuttingDown.rawValue, ordering: .acquiringAndReleasing)
     }
 
     public var openTransactions: Int { registry.activeCount }
