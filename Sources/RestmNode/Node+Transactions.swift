@@ -71,16 +71,19 @@ extension Node {
     func readVersion(_ ptr: String, at rv: Timestamp, txn: String) async throws -> Version? {
         let shard = shard(for: ptr)
         var steps = 0
-        let deadline = physicalMillis + UInt64(limits.intentWaitMs)
+        // Waits are measured on the monotonic clock; the injected physical clock only
+        // names timestamps and judges intent leases.
+        let deadline = ContinuousClock.now + .milliseconds(limits.intentWaitMs)
         while true {
             steps += 1
-            let now = physicalMillis
-            if now >= deadline || steps > 10_000 {
+            let remaining = ContinuousClock.now.duration(to: deadline)
+            if remaining <= .zero || steps > 10_000 {
                 metrics.count("conflict_\(ConflictCause.waitTimeout.rawValue)")
                 throw RestmError.conflict("read of \(ptr) waited too long for a committing transaction")
             }
+            let waitMillis = max(1, Int(remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000))
             let step = await shard.read(
-                ptr, at: rv, txn: txn, nowMillis: now, waitMillis: Int(deadline - now),
+                ptr, at: rv, txn: txn, nowMillis: physicalMillis, waitMillis: waitMillis,
                 waitersMax: limits.waitersPerShardMax)
             switch step {
             case .found(let v):

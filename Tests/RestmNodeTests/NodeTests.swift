@@ -184,8 +184,18 @@ import Testing
     /// read-write transactions in commit-timestamp order, read-only ones at their snapshot.
     /// Replaying the committed writes in that order must reproduce every value every
     /// committed transaction read, and the final state.
-    @Test func randomHistoriesAreSerializableInTimestampOrder() async throws {
-        let node = try await Self.memoryNode { $0.shardCount = 4 }
+    @Test(arguments: [false, true])
+    func randomHistoriesAreSerializableInTimestampOrder(tinyCaches: Bool) async throws {
+        // With tiny caches every path to the store is taken: loads of evicted pointers,
+        // installs racing evictions, versions older than memory read from the store.
+        let node = try await Self.memoryNode { c in
+            c.shardCount = 4
+            if tinyCaches {
+                c.limits.pointersInMemoryPerShardMax = 1
+                c.limits.versionsInMemoryPerPointerMax = 1
+                c.limits.timestampCacheEntriesPerShardMax = 1
+            }
+        }
         var rng = SeededRandom.fromEnvironment()
         let seed = rng.seed
         struct Committed: Sendable {

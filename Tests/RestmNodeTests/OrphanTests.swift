@@ -1,0 +1,89 @@
+@testable import RestmNode
+import RestmCore
+import RestmStore
+import RestmTestSupport
+import Testing
+
+/// Intents whose coordinator is gone, and the durable timestamp ceiling, driven with a
+/// manual clock.
+@Suite struct OrphanTests {
+    func node(_ store: MemoryStore, _ clock: ManualClock) async throws -> Node {
+        var c = NodeConfiguration()
+        c.shardCount = 2
+        c.clock = clock
+        return try await Node.open(store: store, configuration: c)
+    }
+
+    /// Places an intent of a transaction no coordinator runs, as a crashed peer would leave it.
+    func plantIntent(_ node: Node, txn: String, ptr: String, value: String, leaseExpiryMs: UInt64) -> Timestamp {
+        let shard = node.shard(for: ptr)
+        _ = shard.step { $0.install(ptr, newest: nil, generationAtLoad: $0.generation) }
+        let bound = node.tick()
+        let outcome = shard.step {
+            $0.prepare(txn: txn, rv: bound, reads: [], writes: [PreparedWrite(ptr: ptr, value: value, read: false)], bound: bound, leaseExpiryMs: leaseExpiryMs)
+        }
+        guard case .prepared(let proposal, _) = outcome else {
+            Issue.record("could not plant the intent: \(outcome)")
+            return .zero
+        }
+        return proposal
+    }
+
+    @Test func anExpiredOrphanWithNoRecordIsResolvedAborted() async throws {
+        let store = MemoryStore()
+        let clock = ManualClock()
+        let node = try await node(store, clock)
+        _ = plantIntent(node, txn: "t9.9.1", ptr: "p", value: "1", leaseExpiryMs: clock.nowMillis() + 100)
+        clock.advance(200)
+        // The read meets the expired intent, resolves it through the store, and reads on.
+        #expect(try await node.get("p") == nil)
+        #expect(try store.record(of: "t9.9.1") == .aborted)
+        #expect(node.shardTotals.intents == 0)
+        // A late commit of the orphan now loses.
+        let late = try store.commit([CommitRecord(txn: "t9.9.1", ts: node.tick(), writes: [("p", "1")])], ceiling: nil)
+        #expect(late == [.alreadyAborted])
+    }
+
+    @Test func anExpiredOrphanWhoseRecordCommittedIsApplied() async throws {
+        let store = MemoryStore()
+        let clock = ManualClock()
+        let node = try await node(store, clock)
+        let proposal = plantIntent(node, txn: "t9.9.2", ptr: "q", value: "\"done\"", leaseExpiryMs: clock.nowMillis() + 100)
+        // Its coordinator wrote the commit record before dying.
+        _ = try store.commit([CommitRecord(txn: "t9.9.2", ts: proposal, writes: [("q", "\"done\"")])], ceiling: nil)
+        clock.advance(200)
+        let v = try await node.get("q")
+        #expect(v?.value == "\"done\"" && v?.ts == proposal)
+        #expect(node.shardTotals.intents == 0)
+    }
+
+    @Test func aLiveIntentMakesReadersWaitThenTimeOutRetryably() async throws {
+        let store = MemoryStore()
+        let clock = ManualClock()
+        var c = NodeConfiguration()
+        c.clock = clock
+        c.limits.intentWaitMs = 50
+        let node = try await Node.open(store: store, configuration: c)
+        _ = plantIntent(node, txn: "t9.9.3", ptr: "r", value: "1", leaseExpiryMs: .max)
+        let start = ContinuousClock.now
+        await #expect { _ = try await node.get("r") } throws: { ($0 as? RestmError)?.code == .conflict }
+        #expect(ContinuousClock.now - start >= .milliseconds(40))
+    }
+
+    @Test func theCeilingStaysAheadOfAClockPushedByClients() async throws {
+        let store = MemoryStore()
+        let clock = ManualClock()
+        let node = try await node(store, clock)
+        let before = node.durableCeiling
+        #expect(before > node.clockNow)
+        // A client token 400 ms ahead (inside the offset bound) pushes the clock.
+        let token = Timestamp(wallMillis: clock.nowMillis() + 400, node: 2)
+        try node.observeClientToken(token)
+        // A token beyond the bound is refused.
+        #expect(throws: RestmError.self) { try node.observeClientToken(Timestamp(wallMillis: clock.nowMillis() + 5_000, node: 2)) }
+        clock.advance(3_000)
+        let t = try await node.begin()
+        #expect(t.rv < node.durableCeiling)
+        #expect(try store.startIncarnation().ceiling == node.durableCeiling)
+    }
+}
