@@ -139,7 +139,8 @@ public struct ShardState: Sendable {
     /// Installs what the store holds for `ptr` (its newest version, nil if none), loaded
     /// while `generation` was `generationAtLoad`. Answers false when the load may be stale
     /// (an eviction happened meanwhile): load again. An entry already resident wins: it is
-    /// at least as new as anything a concurrent load saw.
+    /// at least as new as anything a concurrent load saw. Installing never evicts, so a
+    /// caller can install and use pointers in one step; it calls `evictIfNeeded` after.
     public mutating func install(_ ptr: String, newest: Version?, generationAtLoad: UInt64) -> Bool {
         if entries[ptr] != nil { return true }
         guard generationAtLoad == generation else { return false }
@@ -148,8 +149,12 @@ public struct ShardState: Sendable {
         } else {
             entries[ptr] = Entry(versions: [], complete: true)
         }
-        if entries.count > pointersMax { evictEntries() }
         return true
+    }
+
+    /// Evicts cold pointers when more than the limit are resident.
+    public mutating func evictIfNeeded() {
+        if entries.count > pointersMax { evictEntries() }
     }
 
     /// Evicts about an eighth of the entries that hold no intent and no waiter.

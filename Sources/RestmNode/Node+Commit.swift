@@ -126,11 +126,20 @@ extension Node {
         // Prepare each participant in one atomic step; a prepare never waits.
         for i in parts.indices {
             var loads = 0
+            var loaded: [(String, Version?)] = []
+            var loadedAt: UInt64 = 0
             prepareLoop: while true {
-                let (generation, outcome): (UInt64, ShardState.PrepareOutcome) = parts[i].shard.step { e in
+                // Pointers just loaded are installed and prepared in the same step, so a
+                // busy shard cannot evict them in between.
+                let (generation, outcome): (UInt64, ShardState.PrepareOutcome?) = parts[i].shard.step { e in
+                    for (p, v) in loaded where !e.install(p, newest: v, generationAtLoad: loadedAt) {
+                        return (e.generation, nil)
+                    }
+                    defer { e.evictIfNeeded() }
                     let v = max(t.rv, self.tick())
                     return (e.generation, e.prepare(txn: t.id, rv: t.rv, reads: parts[i].reads, writes: parts[i].writes, bound: v, leaseExpiryMs: lease))
                 }
+                var missing: [String] = []
                 switch outcome {
                 case .prepared(let proposal, let bound):
                     parts[i].prepared = true
@@ -141,20 +150,24 @@ extension Node {
                     abortIntents(t, parts)
                     return .failure(conflict(cause, Self.explain(cause, ptr)))
                 case .notResident(let ptrs):
-                    loads += 1
-                    guard loads <= 8 else {
-                        abortIntents(t, parts)
-                        return .failure(conflict(.evicted, "pointers left memory while preparing"))
+                    missing = ptrs
+                case nil:
+                    missing = loaded.map(\.0)  // an eviction raced the loads: load again
+                }
+                loads += 1
+                guard loads <= 8 else {
+                    abortIntents(t, parts)
+                    return .failure(conflict(.evicted, "pointers left memory while preparing"))
+                }
+                do {
+                    loaded = []
+                    loadedAt = generation
+                    for p in missing {
+                        loaded.append((p, try await storeCall("load") { try self.store.newest(p) }))
                     }
-                    do {
-                        for p in ptrs {
-                            let newest = try await storeCall("load") { try self.store.newest(p) }
-                            _ = parts[i].shard.step { $0.install(p, newest: newest, generationAtLoad: generation) }
-                        }
-                    } catch {
-                        abortIntents(t, parts)
-                        return .failure(error as? RestmError ?? RestmError(.storeFailure, "\(error)"))
-                    }
+                } catch {
+                    abortIntents(t, parts)
+                    return .failure(error as? RestmError ?? RestmError(.storeFailure, "\(error)"))
                 }
             }
         }

@@ -74,6 +74,7 @@ extension Node {
         // Waits are measured on the monotonic clock; the injected physical clock only
         // names timestamps and judges intent leases.
         let deadline = ContinuousClock.now + .milliseconds(limits.intentWaitMs)
+        var loaded: (newest: Version?, generation: UInt64)?
         while true {
             steps += 1
             let remaining = ContinuousClock.now.duration(to: deadline)
@@ -84,13 +85,14 @@ extension Node {
             let waitMillis = max(1, Int(remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000))
             let step = await shard.read(
                 ptr, at: rv, txn: txn, nowMillis: physicalMillis, waitMillis: waitMillis,
-                waitersMax: limits.waitersPerShardMax)
+                waitersMax: limits.waitersPerShardMax, loaded: loaded)
+            loaded = nil
             switch step {
             case .found(let v):
                 return v
             case .load(let generation):
                 let newest = try await storeCall("load") { try self.store.newest(ptr) }
-                _ = shard.step { $0.install(ptr, newest: newest, generationAtLoad: generation) }
+                loaded = (newest, generation)
             case .store:
                 return try await storeCall("load_at") { try self.store.version(ptr, atOrBefore: rv) }
             case .waited(.woken):

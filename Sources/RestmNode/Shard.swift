@@ -51,9 +51,19 @@ final class Shard: Sendable {
     /// One read step. When it must wait for a lower intent, it registers the waiter in the
     /// same locked step (so no wake-up can be missed) and suspends until a wake-up or the
     /// timer, whichever removes the waiter first, resumes it (exactly once).
-    func read(_ ptr: String, at rv: Timestamp, txn: String, nowMillis: UInt64, waitMillis: Int, waitersMax: Int) async -> ReadStep {
+    /// `loaded` is what the store answered for a pointer that was not resident, with the
+    /// generation it was loaded at: it is installed and read in the same step, so a busy
+    /// shard cannot evict it in between.
+    func read(
+        _ ptr: String, at rv: Timestamp, txn: String, nowMillis: UInt64, waitMillis: Int, waitersMax: Int,
+        loaded: (newest: Version?, generation: UInt64)? = nil
+    ) async -> ReadStep {
         await withCheckedContinuation { (cont: CheckedContinuation<ReadStep, Never>) in
             let outcome: (ReadStep?, UInt64) = box.withLock { b in
+                if let l = loaded, !b.engine.install(ptr, newest: l.newest, generationAtLoad: l.generation) {
+                    return (.load(generation: b.engine.generation), 0)
+                }
+                defer { b.engine.evictIfNeeded() }
                 switch b.engine.read(ptr, at: rv, txn: txn, nowMillis: nowMillis) {
                 case .found(let v): return (.found(v), 0)
                 case .notResident: return (.load(generation: b.engine.generation), 0)

@@ -196,7 +196,10 @@ import Testing
         limits.pointersInMemoryPerShardMax = 4
         var s = ShardState(node: 1, limits: limits)
         let g = s.generation
-        for i in 0..<5 { _ = s.install("p\(i)", newest: nil, generationAtLoad: s.generation) }
+        for i in 0..<5 {
+            _ = s.install("p\(i)", newest: nil, generationAtLoad: s.generation)
+            s.evictIfNeeded()
+        }
         #expect(s.generation != g)
         #expect(s.residentCount <= 5)
         let stale = s.install("late", newest: nil, generationAtLoad: g)
@@ -210,7 +213,10 @@ import Testing
         var s = ShardState(node: 1, limits: limits)
         _ = s.install("held", newest: nil, generationAtLoad: s.generation)
         _ = s.prepare(txn: "w", rv: ts(1), reads: [], writes: [PreparedWrite(ptr: "held", value: "1", read: false)], bound: ts(2), leaseExpiryMs: .max)
-        for i in 0..<100 { _ = s.install("p\(i)", newest: nil, generationAtLoad: s.generation) }
+        for i in 0..<100 {
+            _ = s.install("p\(i)", newest: nil, generationAtLoad: s.generation)
+            s.evictIfNeeded()
+        }
         #expect(s.isResident("held"))
         #expect(s.residentCount <= 9)
         s.checkInvariants()
