@@ -27,6 +27,12 @@ public struct Limits: Sendable {
     public var intentWaitMs: Int = 5_000
     /// Waiters on intents per shard.
     public var waitersPerShardMax: Int = 10_000
+    /// Watchers (long-polls, event streams, blocked `retry()`s) registered at once.
+    public var watchersMax: Int = 100_000
+    /// Longest wait of one long-poll (`POST /watch`).
+    public var watchTimeoutMsMax: Int = 60_000
+    /// Pointers one watch may name.
+    public var watchPointersMax: Int = 1_000
     /// Pointers (version chains) kept in memory per shard before cold ones are evicted.
     public var pointersInMemoryPerShardMax: Int = 32_768
     /// Versions kept in memory per pointer; older ones are read from the store.

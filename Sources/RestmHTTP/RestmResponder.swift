@@ -129,6 +129,16 @@ public struct RestmResponder: HTTPResponder {
             default: break
             }
 
+        case ("watch", 1):
+            route = "POST /watch"
+            guard method == .post else { throw methodNotAllowed() }
+            return try await watch(request)
+
+        case ("events", 1):
+            route = "GET /events"
+            guard method == .get else { throw methodNotAllowed() }
+            return try await events(request)
+
         case ("sys", 2):
             return try await system(request, String(segments[1]), route: &route)
 
@@ -409,5 +419,71 @@ public struct RestmResponder: HTTPResponder {
         }
         out += "],\"next\":" + (page.next.map { JSONWriter.quoted($0) } ?? "null") + "}"
         return Reply.json(.ok, out)
+    }
+
+    // MARK: watching
+
+    func watch(_ request: Request) async throws -> Response {
+        let body = try await RequestParsing.object(request, limit: limits.requestBytesMax, depth: limits.jsonDepthMax)
+        guard let ptrs = RequestParsing.member(body, "ptrs"), case .object(let members) = ptrs else {
+            throw RestmError(.badRequest, "the body must be {\"ptrs\": {id: version or null}, \"timeoutMs\": n}")
+        }
+        var expected: [(String, Timestamp?)] = []
+        for (p, v) in members {
+            try PointerID.validate(p)
+            switch v {
+            case .null: expected.append((p, nil))
+            case .string(let s): expected.append((p, Timestamp(text: s) ?? Timestamp(raw: .max, node: .max)))
+            default: throw RestmError(.badRequest, "ptrs must map pointer ids to a version string or null")
+            }
+        }
+        var timeout = 30_000
+        if let t = RequestParsing.member(body, "timeoutMs"), !t.isNull {
+            guard let n = t.intValue, n >= 0 else { throw RestmError(.badRequest, "timeoutMs must be a non-negative integer") }
+            timeout = min(n, limits.watchTimeoutMsMax)
+        }
+        let changed = try await node.watch(expected, timeout: .milliseconds(timeout))
+        var out = "{\"changed\":{"
+        for (i, (p, r)) in changed.enumerated() {
+            if i > 0 { out += "," }
+            JSONWriter.appendString(p, to: &out)
+            out += ":" + readResult(p, r)
+        }
+        out += "}}"
+        return Reply.json(.ok, out)
+    }
+
+    /// Server-sent events: one `change` event per committed change of the named pointers,
+    /// a comment every 15 s to keep the connection alive. Ends when the node shuts down.
+    func events(_ request: Request) async throws -> Response {
+        let ptrs = request.uri.queryParameters.getAll("ptr").map { String($0) }
+        guard !ptrs.isEmpty else { throw RestmError(.badRequest, "name pointers with ?ptr=a&ptr=b") }
+        guard ptrs.count <= limits.watchPointersMax else { throw RestmError(.tooLarge, "at most \(limits.watchPointersMax) pointers") }
+        for p in ptrs { try PointerID.validate(p) }
+        let start = try await node.currentVersions(ptrs)
+        let node = self.node
+        let body = ResponseBody { writer in
+            var seen = start
+            try await writer.write(ByteBuffer(string: ": watching \(ptrs.count) pointer(s)\n\n"))
+            while node.state == .running {
+                let changed = try await node.watch(seen, timeout: .seconds(15))
+                if changed.isEmpty {
+                    try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
+                    continue
+                }
+                var out = ""
+                for (p, r) in changed {
+                    var o = JSONObject()
+                    o.string("ptr", p)
+                    o.raw("value", r.value)
+                    o.string("version", r.version?.text)
+                    out += "event: change\nid: \(r.version?.text ?? "deleted")\ndata: \(o.text)\n\n"
+                    if let i = seen.firstIndex(where: { $0.0 == p }) { seen[i].1 = r.version }
+                }
+                try await writer.write(ByteBuffer(string: out))
+            }
+            try await writer.finish(nil)
+        }
+        return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
     }
 }

@@ -223,6 +223,7 @@ extension Node {
         for p in parts where !p.writes.isEmpty {
             p.shard.stepWaking { $0.apply(txn: t.id, ct: ct, ptrs: p.writes.map(\.ptr)) }
         }
+        for p in parts where !p.writes.isEmpty { watches.notify(p.writes.map(\.ptr)) }
         metrics.count("txn_committed")
     }
 

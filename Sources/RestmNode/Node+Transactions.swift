@@ -128,6 +128,7 @@ extension Node {
                 guard e.intent(on: ptr)?.txn == owner else { return [] }
                 return e.apply(txn: owner, ct: ts, ptrs: [ptr])
             }
+            watches.notify([ptr])
         case .aborted:
             shard.stepWaking { $0.abort(txn: owner, ptrs: [ptr]) }
         }

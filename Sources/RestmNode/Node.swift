@@ -61,6 +61,7 @@ public final class Node: Sendable {
     let ceilingRaise = Mutex<Bool>(false)
     let writer: GroupCommitWriter
     let registry: TxnRegistry
+    let watches: WatchHub
     let lifecycle = Atomic<Int>(Lifecycle.running.rawValue)
     let inflightCommits = Atomic<Int>(0)
     let shutdownStarted = Atomic<Bool>(false)
@@ -89,6 +90,7 @@ public final class Node: Sendable {
             store: store, batchMax: configuration.limits.groupCommitBatchMax,
             queueMax: configuration.limits.commitQueueMax, metrics: metrics)
         self.registry = TxnRegistry(limits: configuration.limits)
+        self.watches = WatchHub(watchersMax: configuration.limits.watchersMax)
     }
 
     /// Opens a node on `store`: starts a new incarnation, puts the clock and every shard

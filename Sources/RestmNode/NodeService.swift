@@ -57,6 +57,7 @@ extension Node {
     public func refuseNewWork() {
         _ = lifecycle.compareExchange(
             expected: Lifecycle.running.rawValue, desired: Lifecycle.shuttingDown.rawValue, ordering: .acquiringAndReleasing)
+        watches.wakeAll()
     }
 
     public var openTransactions: Int { registry.activeCount }

@@ -121,7 +121,8 @@ class Api:
                 hdrs = {k.lower(): v for k, v in r.getheaders()}
                 if r.will_close:
                     self._drop(key)
-            except (OSError, http.client.HTTPException) as e:
+            except (OSError, http.client.HTTPException, AttributeError) as e:
+                # AttributeError: http.client dropped the socket after a reset while sending
                 self._drop(key)
                 last_err = e
                 stale = isinstance(e, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError))
@@ -266,9 +267,20 @@ class Server(Api):
             cmd = self.command(self.port)
             self.starts += 1
             self._log(f'\n===== start #{self.starts}: {" ".join(cmd)}\n')
-            with open(self.log_path, 'ab') as log:
-                self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                             cwd=self.data_dir, start_new_session=True)
+            spawn_deadline = time.monotonic() + 60
+            while True:
+                try:
+                    with open(self.log_path, 'ab') as log:
+                        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                                     stdin=subprocess.DEVNULL, cwd=self.data_dir,
+                                                     start_new_session=True)
+                    break
+                except OSError as e:
+                    # e.g. ETXTBSY or ENOENT while the binary is being relinked by a build
+                    if time.monotonic() > spawn_deadline:
+                        raise AssertionError(f'cannot run {cmd[0]}: {e!r}')
+                    self._log(f'spawn failed ({e!r}); retrying\n')
+                    time.sleep(0.5)
             self.started_at = time.monotonic()
             self.closed_at = None
             deadline = time.monotonic() + timeout

@@ -526,7 +526,7 @@ def test_random_histories_sequential(server, seed):
 # ------------------------------------------------------------------------------------------------
 # Threaded histories: each txn in its own thread, so reads can meet commits in flight.
 
-N_THREADED_HISTORIES = 60
+N_THREADED_HISTORIES = 150
 
 
 def test_random_histories_threaded(server, seed):
