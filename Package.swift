@@ -72,6 +72,7 @@ let package = Package(
             dependencies: [
                 "RestmHTTP", "RestmNode", "RestmStore", "RestmTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
             swiftSettings: swiftSettings
         ),
