@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "RestmStore", targets: ["RestmStore"]),
         .library(name: "RestmNode", targets: ["RestmNode"]),
         .library(name: "RestmHTTP", targets: ["RestmHTTP"]),
+        .library(name: "RestmClient", targets: ["RestmClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
@@ -21,6 +22,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
     ],
     targets: [
         // The system SQLite (Debian: libsqlite3-dev), used directly through its C API.
@@ -49,6 +52,17 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The client: `Transaction` over HTTP or an embedded node, `atomically`, retry/orElse.
+        .target(
+            name: "RestmClient",
+            dependencies: [
+                "RestmCore", "RestmNode",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "RestmTestSupport",
             dependencies: ["RestmCore", "RestmStore", "RestmNode"],
@@ -57,7 +71,7 @@ let package = Package(
         .executableTarget(
             name: "restm",
             dependencies: [
-                "RestmCore", "RestmNode", "RestmHTTP", "RestmStore",
+                "RestmCore", "RestmNode", "RestmHTTP", "RestmStore", "RestmClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -67,6 +81,12 @@ let package = Package(
         .testTarget(name: "RestmCoreTests", dependencies: ["RestmCore", "RestmTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "RestmStoreTests", dependencies: ["RestmStore", "RestmTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "RestmNodeTests", dependencies: ["RestmNode", "RestmStore", "RestmTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "RestmClientTests",
+            dependencies: ["RestmClient", "RestmNode", "RestmStore", "RestmHTTP", "RestmTestSupport",
+                .product(name: "Hummingbird", package: "hummingbird")],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "RestmHTTPTests",
             dependencies: [

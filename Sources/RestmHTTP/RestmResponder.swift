@@ -172,10 +172,30 @@ public struct RestmResponder: HTTPResponder {
             guard let s = v.stringValue else { throw RestmError(.badRequest, "priority must be a timestamp string") }
             priority = try RequestParsing.version(s)
         }
+        // Extension of API.md: `"reads": [p]` reads those pointers at the new snapshot in
+        // the same round trip (answered as `values`, like POST /txn/{t}/read).
+        let reads = try RequestParsing.pointerList(RequestParsing.member(body, "reads"), field: "reads")
+        guard reads.count <= limits.batchReadMax else { throw RestmError(.tooLarge, "at most \(limits.batchReadMax) pointers per batch read") }
         let t = try await node.begin(readOnly: readOnly, idleTimeoutMs: timeout, priority: priority)
         var o = JSONObject()
         o.string("txn", t.id)
         o.string("ts", t.rv.text)
+        if RequestParsing.member(body, "reads") != nil {
+            var values = "{"
+            var seen = Set<String>()
+            do {
+                for p in reads where seen.insert(p).inserted {
+                    let r = try await node.read(t, p)
+                    if seen.count > 1 { values += "," }
+                    JSONWriter.appendString(p, to: &values)
+                    values += ":" + readResult(p, r)
+                }
+            } catch {
+                node.abort(t, reason: "its first reads failed")
+                throw error
+            }
+            o.raw("values", values + "}")
+        }
         return Reply.json(.created, o.text)
     }
 

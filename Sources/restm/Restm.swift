@@ -18,7 +18,7 @@ struct Restm: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "restm",
         abstract: "reSTM: a distributed software transactional memory over HTTP.",
-        subcommands: [Serve.self, Get.self, Put.self]
+        subcommands: [Serve.self, Get.self, Put.self, Bench.self]
     )
 }
 

@@ -1,0 +1,65 @@
+import RestmCore
+import RestmNode
+
+/// Runs client transactions inside this process on a node: no HTTP, the same durability.
+///
+///     let node = try await Node.open(store: SQLiteStore(directory: "restm-data"))
+///     let memory = TransactionalMemory(backend: EmbeddedBackend(node: node))
+public struct EmbeddedBackend: TransactionBackend {
+    public let node: Node
+
+    public init(node: Node) {
+        self.node = node
+    }
+
+    static func map(_ error: any Error) -> any Error {
+        guard let e = error as? RestmError else { return error }
+        return ClientError.server(status: e.httpStatus, code: e.code.rawValue, message: e.message, retryable: e.retryable)
+    }
+
+    func readValues(_ t: Txn, _ ptrs: [String]) async throws -> [String: ReadValue] {
+        var out: [String: ReadValue] = [:]
+        for p in ptrs {
+            let r = try await node.read(t, p)
+            out[p] = ReadValue(value: try r.value.map { try JSONValue.parse($0) }, version: r.version)
+        }
+        return out
+    }
+
+    public func begin(priority: Timestamp?, reads: [String]) async throws -> (handle: Txn, rv: Timestamp, values: [String: ReadValue]) {
+        do {
+            let t = try await node.begin(priority: priority, register: false)
+            return (t, t.rv, try await readValues(t, reads))
+        } catch {
+            throw Self.map(error)
+        }
+    }
+
+    public func read(_ handle: Txn, _ ptrs: [String]) async throws -> [String: ReadValue] {
+        do { return try await readValues(handle, ptrs) } catch { throw Self.map(error) }
+    }
+
+    public func commit(_ handle: Txn, writes: [(String, String?)]) async throws -> Timestamp {
+        do { return try await node.commit(handle, adding: writes) } catch { throw Self.map(error) }
+    }
+
+    public func commitBlind(writes: [(String, String?)]) async throws -> Timestamp {
+        do { return try await node.oneShot(OneShotRequest(writes: writes)).ts } catch { throw Self.map(error) }
+    }
+
+    public func abort(_ handle: Txn) async {
+        node.abort(handle)
+    }
+
+    public func resolve(_ handle: Txn) async throws -> Timestamp? {
+        switch handle.status {
+        case .committed(let ts): return ts
+        case .aborted: return nil
+        default: throw ClientError.outcomeUnknown(txn: handle.id)
+        }
+    }
+
+    public func watch(_ versions: [(String, Timestamp?)], timeout: Duration) async throws -> Bool {
+        do { return !(try await node.watch(versions, timeout: timeout)).isEmpty } catch { throw Self.map(error) }
+    }
+}

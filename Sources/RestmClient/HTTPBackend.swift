@@ -1,0 +1,165 @@
+import AsyncHTTPClient
+import NIOCore
+import NIOHTTP1
+import RestmCore
+import Synchronization
+
+/// Client transactions over the HTTP API of API.md, with a pool of keep-alive connections.
+/// It passes back the newest `Restm-Ts` it has seen as `Restm-After`, so a client sees its
+/// own writes even across nodes.
+///
+///     let backend = HTTPBackend(url: "http://127.0.0.1:9000")
+///     defer { try? await backend.shutdown() }
+///     let memory = TransactionalMemory(backend: backend)
+public final class HTTPBackend: TransactionBackend {
+    public typealias Handle = String
+
+    let client: HTTPClient
+    let base: String
+    let token = Mutex<String?>(nil)
+    let requestTimeout: TimeAmount
+    let responseBytesMax: Int
+
+    /// - Parameters:
+    ///   - url: the node's base URL, e.g. `http://127.0.0.1:9000`
+    ///   - connections: keep-alive connections kept to the node
+    public init(url: String, connections: Int = 64, requestTimeout: Duration = .seconds(60), responseBytesMax: Int = 64 << 20) {
+        var pool = HTTPClient.Configuration.ConnectionPool()
+        pool.concurrentHTTP1ConnectionsPerHostSoftLimit = connections
+        pool.idleTimeout = .seconds(60)
+        let config = HTTPClient.Configuration(connectionPool: pool)
+        self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
+        self.base = url.hasSuffix("/") ? String(url.dropLast()) : url
+        self.requestTimeout = .nanoseconds(Int64(requestTimeout.components.seconds) * 1_000_000_000)
+        self.responseBytesMax = responseBytesMax
+    }
+
+    public func shutdown() async throws {
+        try await client.shutdown()
+    }
+
+    /// One request; answers the parsed JSON body of a 2xx answer, throws `ClientError` otherwise.
+    func call(_ method: HTTPMethod, _ path: String, body: String? = nil, after: Bool = false) async throws -> JSONValue? {
+        var req = HTTPClientRequest(url: base + path)
+        req.method = method
+        req.headers.add(name: "Accept", value: "application/json")
+        if let body {
+            req.headers.add(name: "Content-Type", value: "application/json")
+            req.body = .bytes(ByteBuffer(string: body))
+        }
+        if after, let t = token.withLock({ $0 }) { req.headers.add(name: "Restm-After", value: t) }
+        let response: HTTPClientResponse
+        let bytes: ByteBuffer
+        do {
+            response = try await client.execute(req, timeout: requestTimeout)
+            bytes = try await response.body.collect(upTo: responseBytesMax)
+        } catch {
+            throw ClientError.transport("\(method) \(path): \(error)")
+        }
+        if let ts = response.headers.first(name: "Restm-Ts") {
+            token.withLock { t in
+                if t == nil || ts > t! { t = ts }
+            }
+        }
+        let json = bytes.readableBytes == 0 ? nil : try? JSONValue.parse(bytes.readableBytesView)
+        guard (200..<300).contains(Int(response.status.code)) else {
+            throw ClientError.server(
+                status: Int(response.status.code), code: json?["error"]?.stringValue ?? "http_\(response.status.code)",
+                message: json?["message"]?.stringValue ?? "", retryable: json?["retryable"]?.boolValue ?? false)
+        }
+        return json
+    }
+
+    static func values(_ json: JSONValue?) -> [String: ReadValue] {
+        guard case .object(let members)? = json?["values"] else { return [:] }
+        var out: [String: ReadValue] = [:]
+        for (p, v) in members {
+            let value = v["value"].flatMap { $0.isNull ? nil : $0 }
+            out[p] = ReadValue(value: value, version: v["version"]?.stringValue.flatMap { Timestamp(text: $0) })
+        }
+        return out
+    }
+
+    static func list(_ ptrs: [String]) -> String {
+        "[" + ptrs.map { JSONWriter.quoted($0) }.joined(separator: ",") + "]"
+    }
+
+    public func begin(priority: Timestamp?, reads: [String]) async throws -> (handle: String, rv: Timestamp, values: [String: ReadValue]) {
+        var body = "{\"reads\":" + Self.list(reads)
+        if let p = priority { body += ",\"priority\":\"\(p.text)\"" }
+        body += "}"
+        let json = try await call(.POST, "/txn/begin", body: body, after: true)
+        guard let id = json?["txn"]?.stringValue, let rv = json?["ts"]?.stringValue.flatMap({ Timestamp(text: $0) }) else {
+            throw ClientError.transport("begin answered without txn and ts")
+        }
+        return (id, rv, Self.values(json))
+    }
+
+    public func read(_ handle: String, _ ptrs: [String]) async throws -> [String: ReadValue] {
+        Self.values(try await call(.POST, "/txn/\(handle)/read", body: "{\"ptrs\":" + Self.list(ptrs) + "}"))
+    }
+
+    static func writesBody(_ writes: [(String, String?)]) -> String {
+        var w = "{"
+        var d: [String] = []
+        var first = true
+        for (p, v) in writes {
+            guard let v else {
+                d.append(p)
+                continue
+            }
+            if !first { w += "," }
+            first = false
+            JSONWriter.appendString(p, to: &w)
+            w += ":" + v
+        }
+        return "{\"writes\":" + w + "},\"deletes\":" + list(d) + "}"
+    }
+
+    public func commit(_ handle: String, writes: [(String, String?)]) async throws -> Timestamp {
+        let json = try await call(.POST, "/txn/\(handle)/commit", body: writes.isEmpty ? nil : Self.writesBody(writes))
+        return json?["ts"]?.stringValue.flatMap { Timestamp(text: $0) } ?? .zero
+    }
+
+    public func commitBlind(writes: [(String, String?)]) async throws -> Timestamp {
+        let json = try await call(.POST, "/txn", body: Self.writesBody(writes), after: true)
+        return json?["ts"]?.stringValue.flatMap { Timestamp(text: $0) } ?? .zero
+    }
+
+    public func abort(_ handle: String) async {
+        _ = try? await call(.POST, "/txn/\(handle)/abort")
+    }
+
+    public func resolve(_ handle: String) async throws -> Timestamp? {
+        let json = try await call(.GET, "/txn/\(handle)")
+        switch json?["status"]?.stringValue {
+        case "committed": return json?["ts"]?.stringValue.flatMap { Timestamp(text: $0) } ?? .zero
+        case "aborted": return nil
+        default: throw ClientError.outcomeUnknown(txn: handle)
+        }
+    }
+
+    public func watch(_ versions: [(String, Timestamp?)], timeout: Duration) async throws -> Bool {
+        var body = "{\"ptrs\":{"
+        for (i, (p, v)) in versions.enumerated() {
+            if i > 0 { body += "," }
+            JSONWriter.appendString(p, to: &body)
+            body += ":" + (v.map { "\"\($0.text)\"" } ?? "null")
+        }
+        let ms = Int(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        body += "},\"timeoutMs\":\(ms)}"
+        let json = try await call(.POST, "/watch", body: body)
+        if case .object(let changed)? = json?["changed"] { return !changed.isEmpty }
+        return false
+    }
+
+    /// Plain reads and writes outside transactions, for tools.
+    public func get(_ ptr: String) async throws -> ReadValue? {
+        do {
+            let json = try await call(.GET, "/ptr/\(ptr)", after: true)
+            return ReadValue(value: json?["value"], version: json?["version"]?.stringValue.flatMap { Timestamp(text: $0) })
+        } catch ClientError.server(404, _, _, _) {
+            return nil
+        }
+    }
+}

@@ -1,0 +1,131 @@
+import RestmCore
+import RestmNode
+
+/// Options of `atomically`.
+public struct AtomicOptions: Sendable {
+    /// Attempts after conflicts before giving up with `retriesExhausted`.
+    public var attemptsMax: Int = 1_000
+    /// Total time allowed, retries and `retry()` waits included.
+    public var deadline: Duration = .seconds(60)
+    /// First backoff after a conflict; it doubles per attempt (jittered) up to `backoffMax`.
+    public var backoffBase: Duration = .microseconds(500)
+    public var backoffMax: Duration = .milliseconds(100)
+
+    public init() {}
+}
+
+/// Counters of one `atomically` call, for benchmarks and tests.
+public struct AtomicReport: Sendable {
+    public var attempts = 0
+    public var conflicts = 0
+    public var retries = 0
+}
+
+/// A transactional memory: runs bodies as serializable transactions, re-running them on
+/// conflicts (jittered exponential backoff, shorter for older transactions) and blocking on
+/// `retry()` until something they read changes. The same bodies run over HTTP or embedded.
+///
+///     let memory = TransactionalMemory(backend: try HTTPBackend(url: "http://127.0.0.1:9000"))
+///     let total = try await memory.atomically { tx in
+///         try await tx.read(["acct:0", "acct:1"]).values.compactMap { $0["balance"]?.intValue }.reduce(0, +)
+///     }
+public struct TransactionalMemory<B: TransactionBackend>: Sendable {
+    public let backend: B
+
+    public init(backend: B) {
+        self.backend = backend
+    }
+
+    public func atomically<T: Sendable>(
+        _ options: AtomicOptions = AtomicOptions(),
+        _ body: @Sendable (any Transaction) async throws -> T
+    ) async throws -> T {
+        try await atomicallyReporting(options, body).0
+    }
+
+    public func atomicallyReporting<T: Sendable>(
+        _ options: AtomicOptions = AtomicOptions(),
+        _ body: @Sendable (any Transaction) async throws -> T
+    ) async throws -> (T, AtomicReport) {
+        let clock = ContinuousClock()
+        let deadline = clock.now + options.deadline
+        var report = AtomicReport()
+        var priority: Timestamp?
+        var conflictAttempts = 0
+        while true {
+            report.attempts += 1
+            let tx = ClientTransaction(backend: backend, priority: priority)
+            do {
+                let value = try await body(tx)
+                do {
+                    _ = try await tx.commit()
+                } catch let e as ClientError where Self.isUnknownOutcome(e) {
+                    // The commit may have happened: ask, never re-run blindly.
+                    guard let handle = tx.handle else { throw e }
+                    if try await resolve(handle, until: deadline) { return (value, report) }
+                    throw ClientError.server(status: 409, code: "conflict", message: "the commit was resolved as aborted", retryable: true)
+                }
+                return (value, report)
+            } catch is RetrySignal {
+                await tx.abandon()
+                report.retries += 1
+                let remaining = clock.now.duration(to: deadline)
+                guard remaining > .zero else { throw ClientError.retryTimedOut }
+                let watched = tx.readVersions
+                if watched.isEmpty {
+                    // Nothing read: nothing can change; wait out the deadline like Haskell's `retry` would block.
+                    try await Task.sleep(for: remaining)
+                    throw ClientError.retryTimedOut
+                }
+                _ = try await backend.watch(watched, timeout: min(remaining, .seconds(30)))
+                continue
+            } catch let e as ClientError where e.retryable {
+                await tx.abandon()
+                report.conflicts += 1
+                conflictAttempts += 1
+                priority = priority ?? tx.rv
+                guard conflictAttempts < options.attemptsMax, clock.now < deadline else {
+                    throw ClientError.retriesExhausted(attempts: conflictAttempts, last: e.description)
+                }
+                try await Task.sleep(for: backoff(conflictAttempts, priority: priority, options))
+            } catch {
+                await tx.abandon()
+                throw error
+            }
+        }
+    }
+
+    static func isUnknownOutcome(_ e: ClientError) -> Bool {
+        switch e {
+        case .transport: return true
+        case .server(_, let code, _, _): return code == "outcome_unknown"
+        default: return false
+        }
+    }
+
+    /// Asks for a commit's fate until it is known: true committed, false aborted.
+    func resolve(_ handle: B.Handle, until deadline: ContinuousClock.Instant) async throws -> Bool {
+        var wait = Duration.milliseconds(10)
+        while true {
+            if let answer = try? await backend.resolve(handle) { return answer != nil }
+            guard ContinuousClock.now < deadline else { throw ClientError.outcomeUnknown(txn: "\(handle)") }
+            try await Task.sleep(for: wait)
+            wait = min(wait * 2, .seconds(1))
+        }
+    }
+
+    /// Jittered exponential backoff, shortened for transactions that have been trying for
+    /// longer (an older priority), so the oldest gets through instead of livelocking.
+    func backoff(_ attempt: Int, priority: Timestamp?, _ o: AtomicOptions) -> Duration {
+        let grown = o.backoffBase * (1 << min(attempt - 1, 16))
+        let capped = min(grown, o.backoffMax)
+        var ageMillis = 0.0
+        if let p = priority {
+            let now = SystemPhysicalClock().nowMillis()
+            if now > p.wallMillis { ageMillis = Double(now - p.wallMillis) }
+        }
+        let shrink = 1.0 / (1.0 + ageMillis / 100.0)
+        let nanos = Double(capped.components.seconds) * 1e9 + Double(capped.components.attoseconds) / 1e9
+        return .nanoseconds(Int64(max(1_000, nanos * shrink * Double.random(in: 0.5...1.0))))
+    }
+}

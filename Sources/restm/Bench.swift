@@ -1,0 +1,244 @@
+import ArgumentParser
+import Foundation
+import RestmClient
+import RestmCore
+import RestmNode
+import RestmStore
+import Synchronization
+
+/// `restm bench`: the workloads of shared/bench/WORKLOADS.md against a node over HTTP
+/// (`--url`) or an embedded node (`--embedded`, durable SQLite in a temporary directory).
+struct Bench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a benchmark workload: bank, hot or read-mostly.",
+        discussion: "Progress goes to standard error; the final result is one JSON line on standard output.")
+
+    enum Workload: String, ExpressibleByArgument, CaseIterable {
+        case bank, hot
+        case readMostly = "read-mostly"
+    }
+
+    @Argument(help: "bank | hot | read-mostly") var workload: Workload
+    @Option(help: "Base URL of a node.") var url = "http://127.0.0.1:9000"
+    @Flag(help: "Run against an embedded node in this process (durable SQLite in a temporary directory).") var embedded = false
+    @Option(help: "Data directory for --embedded (default: a fresh temporary one).") var data: String?
+    @Option(help: "Accounts (default 10,000; hot: 10; read-mostly: 100,000).") var accounts: Int?
+    @Option(help: "Concurrent clients.") var clients = 32
+    @Option(help: "Measured seconds, after the warm-up.") var seconds = 20
+    @Option(help: "Warm-up seconds (not measured).") var warmup = 3
+    @Option(help: "Random seed (default: fresh; printed).") var seed: UInt64?
+
+    func validate() throws {
+        guard clients > 0, clients <= 4096 else { throw ValidationError("--clients must be 1–4096") }
+        guard seconds > 0, warmup >= 0 else { throw ValidationError("--seconds must be positive") }
+        if let a = accounts, a < 2 { throw ValidationError("--accounts must be at least 2") }
+    }
+
+    var accountCount: Int {
+        accounts ?? (workload == .hot ? 10 : workload == .readMostly ? 100_000 : 10_000)
+    }
+
+    func run() async throws {
+        let seed = self.seed ?? UInt64.random(in: 1...UInt64.max)
+        log("bench \(workload.rawValue): \(accountCount) accounts, \(clients) clients, \(warmup)+\(seconds) s, seed \(seed), \(embedded ? "embedded" : url)")
+        if embedded {
+            let dir = data ?? NSTemporaryDirectory() + "restm-bench-\(UInt32.random(in: 0...UInt32.max))"
+            var c = NodeConfiguration()
+            c.limits.openTxnsMax = max(c.limits.openTxnsMax, clients * 2)
+            let node = try await Node.open(store: try SQLiteStore(directory: dir, durability: .sync), configuration: c)
+            log("embedded node on \(dir) (sync durability)")
+            try await runWorkload(TransactionalMemory(backend: EmbeddedBackend(node: node)), seed: seed)
+            await node.shutdown()
+            if data == nil { try? FileManager.default.removeItem(atPath: dir) }
+        } else {
+            let backend = HTTPBackend(url: url, connections: clients)
+            do {
+                try await runWorkload(TransactionalMemory(backend: backend), seed: seed)
+            } catch {
+                try? await backend.shutdown()
+                throw error
+            }
+            try await backend.shutdown()
+        }
+    }
+
+    func log(_ s: String) {
+        FileHandle.standardError.write(Data((s + "\n").utf8))
+    }
+
+    static func account(_ i: Int) -> String { "acct:\(i)" }
+    static let hundred: JSONValue = .object([("balance", .number("100"))])
+
+    final class Stats: Sendable {
+        struct S {
+            var transfers = 0
+            var readOnly = 0
+            var conflicts = 0
+            var maxAttempts = 0
+            var latencies: [Double] = []
+        }
+        let s = Mutex(S())
+        let measuring = Atomic<Bool>(false)
+        let stop = Atomic<Bool>(false)
+        let progress = Atomic<Int>(0)
+    }
+
+    func runWorkload<B: TransactionBackend>(_ memory: TransactionalMemory<B>, seed: UInt64) async throws {
+        let n = accountCount
+        // Set every account to 100, in chunks of blind writes.
+        var i = 0
+        while i < n {
+            let chunk = Array(i..<min(n, i + 500))
+            try await memory.atomically { tx in
+                for a in chunk { try await tx.write(Self.account(a), Self.hundred) }
+            }
+            i += 500
+        }
+        log("\(n) accounts set to 100")
+
+        let stats = Stats()
+        let cpuStart = Self.cpuSeconds()
+        var measuredStart = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for c in 0..<clients {
+                group.addTask {
+                    var rng = SplitMix(seed: seed &+ UInt64(c) &* 0x9E37_79B9)
+                    var local = Stats.S()
+                    var flushed = ContinuousClock.now
+                    while !stats.stop.load(ordering: .relaxed) {
+                        let readOnly = workload == .readMostly && rng.next() % 10 != 0
+                        let start = ContinuousClock.now
+                        let report: AtomicReport
+                        if readOnly {
+                            var ptrs: [String] = []
+                            while ptrs.count < 5 {
+                                let p = Self.account(Int(rng.next() % UInt64(n)))
+                                if !ptrs.contains(p) { ptrs.append(p) }
+                            }
+                            let set = ptrs
+                            (_, report) = try await memory.atomicallyReporting { tx in _ = try await tx.read(set) }
+                        } else {
+                            let a = Int(rng.next() % UInt64(n))
+                            let r = Int(rng.next() % UInt64(n - 1))
+                            let b = r >= a ? r + 1 : r
+                            let amount = Int(rng.next() % 10) + 1
+                            (_, report) = try await memory.atomicallyReporting { tx in
+                                let pa = Self.account(a), pb = Self.account(b)
+                                let v = try await tx.read([pa, pb])
+                                let ba = v[pa]?["balance"]?.intValue ?? 0
+                                let bb = v[pb]?["balance"]?.intValue ?? 0
+                                guard ba >= amount else { return }
+                                try await tx.write(pa, .object([("balance", .number(String(ba - amount)))]))
+                                try await tx.write(pb, .object([("balance", .number(String(bb + amount)))]))
+                            }
+                        }
+                        let ms = Double((ContinuousClock.now - start).components.attoseconds) / 1e15
+                            + Double((ContinuousClock.now - start).components.seconds) * 1000
+                        if stats.measuring.load(ordering: .relaxed) {
+                            if readOnly { local.readOnly += 1 } else { local.transfers += 1 }
+                            local.conflicts += report.conflicts
+                            local.maxAttempts = max(local.maxAttempts, report.attempts)
+                            local.latencies.append(ms)
+                        }
+                        stats.progress.wrappingAdd(1, ordering: .relaxed)
+                        if ContinuousClock.now - flushed > .milliseconds(500) || stats.stop.load(ordering: .relaxed) {
+                            Self.flush(&local, into: stats)
+                            flushed = ContinuousClock.now
+                        }
+                    }
+                    Self.flush(&local, into: stats)
+                }
+            }
+            group.addTask {
+                try await Task.sleep(for: .seconds(warmup))
+                stats.measuring.store(true, ordering: .relaxed)
+                var last = stats.progress.load(ordering: .relaxed)
+                for t in 1...seconds {
+                    try await Task.sleep(for: .seconds(1))
+                    let now = stats.progress.load(ordering: .relaxed)
+                    log("t=\(t)s \(now - last) txns/s")
+                    last = now
+                }
+                stats.measuring.store(false, ordering: .relaxed)
+                stats.stop.store(true, ordering: .relaxed)
+            }
+            measuredStart = ContinuousClock.now + .seconds(warmup)
+            try await group.waitForAll()
+        }
+        let elapsed = ContinuousClock.now - measuredStart
+        let cpu = Self.cpuSeconds() - cpuStart
+        _ = elapsed
+
+        // Read every account back in one snapshot.
+        let total: Int = try await memory.atomically { tx in
+            var sum = 0
+            var j = 0
+            while j < n {
+                let ptrs = (j..<min(n, j + 1000)).map(Self.account)
+                let values = try await tx.read(ptrs)
+                sum += values.values.reduce(0) { $0 + ($1["balance"]?.intValue ?? 0) }
+                j += 1000
+            }
+            return sum
+        }
+        let s = stats.s.withLock { $0 }
+        let lat = s.latencies.sorted()
+        func pct(_ p: Double) -> Double { lat.isEmpty ? 0 : lat[min(lat.count - 1, Int(Double(lat.count) * p))] }
+        let secs = Double(seconds)
+        let committed = s.transfers + s.readOnly
+        var o: [(String, String)] = [
+            ("workload", "\"\(workload.rawValue)\""),
+            ("transfers_per_s", String(format: "%.1f", Double(s.transfers) / secs)),
+            ("conflicts_per_commit", String(format: "%.4f", committed == 0 ? 0 : Double(s.conflicts) / Double(committed))),
+            ("p50_ms", String(format: "%.3f", pct(0.5))),
+            ("p99_ms", String(format: "%.3f", pct(0.99))),
+            ("p999_ms", String(format: "%.3f", pct(0.999))),
+            ("max_attempts", String(s.maxAttempts)),
+            ("total_ok", total == 100 * n ? "true" : "false"),
+        ]
+        if workload == .readMostly { o.append(("txns_per_s", String(format: "%.1f", Double(committed) / secs))) }
+        o.append(contentsOf: [
+            ("total", String(total)), ("accounts", String(n)), ("clients", String(clients)), ("seconds", String(seconds)),
+            ("mode", embedded ? "\"embedded\"" : "\"http\""),
+            ("bench_cpu_percent", String(format: "%.1f", 100 * cpu / (secs + Double(warmup)))),
+            ("seed", String(seed)),
+        ])
+        print("{" + o.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}")
+        if total != 100 * n {
+            log("TOTAL MISMATCH: \(total) != \(100 * n)")
+            throw ExitCode(2)
+        }
+    }
+
+    static func flush(_ local: inout Stats.S, into stats: Stats) {
+        let l = local
+        stats.s.withLock { s in
+            s.transfers += l.transfers
+            s.readOnly += l.readOnly
+            s.conflicts += l.conflicts
+            s.maxAttempts = max(s.maxAttempts, l.maxAttempts)
+            s.latencies.append(contentsOf: l.latencies)
+        }
+        local = Stats.S()
+    }
+
+    /// CPU seconds used by this process (user + system).
+    static func cpuSeconds() -> Double {
+        var u = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &u)
+        return Double(u.ru_utime.tv_sec) + Double(u.ru_utime.tv_usec) / 1e6 + Double(u.ru_stime.tv_sec) + Double(u.ru_stime.tv_usec) / 1e6
+    }
+}
+
+/// SplitMix64, seeded per client.
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

@@ -1,0 +1,233 @@
+import Hummingbird
+import RestmClient
+import RestmCore
+import RestmHTTP
+import RestmNode
+import RestmStore
+import RestmTestSupport
+import Synchronization
+import Testing
+
+/// `atomically`, `retry()` and `orElse` through both backends.
+@Suite struct ClientTests {
+    static func embedded(_ configure: (inout NodeConfiguration) -> Void = { _ in }) async throws -> TransactionalMemory<EmbeddedBackend> {
+        var c = NodeConfiguration()
+        c.shardCount = 8
+        configure(&c)
+        return TransactionalMemory(backend: EmbeddedBackend(node: try await Node.open(store: MemoryStore(), configuration: c)))
+    }
+
+    static func number(_ n: Int) -> JSONValue { .number(String(n)) }
+
+    @Test func conflictsAreRetriedUntilEveryIncrementLands() async throws {
+        let memory = try await Self.embedded()
+        let conflicts = Counter()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<8 {
+                group.addTask {
+                    for _ in 0..<25 {
+                        let (_, report) = try await memory.atomicallyReporting { tx in
+                            let n = try await tx.read("counter")?.intValue ?? 0
+                            try await tx.write("counter", Self.number(n + 1))
+                        }
+                        conflicts.add(report.conflicts)
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let total = try await memory.atomically { tx in try await tx.read("counter")?.intValue }
+        #expect(total == 200)
+    }
+
+    @Test func retryBlocksUntilWhatItReadChanges() async throws {
+        let memory = try await Self.embedded()
+        let runs = Counter()
+        async let taken: Int = memory.atomically { tx in
+            runs.add()
+            guard let v = try await tx.read("mailbox")?.intValue else { try await tx.retry() }
+            try await tx.delete("mailbox")
+            return v
+        }
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(runs.count == 1)  // blocked, not spinning
+        try await memory.atomically { tx in try await tx.write("mailbox", Self.number(42)) }
+        #expect(try await taken == 42)
+        #expect(runs.count == 2)
+        #expect(try await memory.atomically { tx in try await tx.read("mailbox") } == nil)
+    }
+
+    @Test func retryHonoursTheDeadline() async throws {
+        let memory = try await Self.embedded()
+        var options = AtomicOptions()
+        options.deadline = .milliseconds(150)
+        let start = ContinuousClock.now
+        await #expect(throws: ClientError.self) {
+            try await memory.atomically(options) { tx in
+                _ = try await tx.read("never")
+                try await tx.retry()
+            }
+        }
+        let elapsed = ContinuousClock.now - start
+        #expect(elapsed >= .milliseconds(140) && elapsed < .seconds(5))
+    }
+
+    @Test func orElseDiscardsTheRetryingBranchsWritesAndRunsTheOther() async throws {
+        let memory = try await Self.embedded()
+        let got: String = try await memory.atomically { tx in
+            try await tx.orElse({ tx in
+                try await tx.write("side-effect", .string("from the first branch"))
+                guard try await tx.read("left") != nil else { try await tx.retry() }
+                return "left"
+            }, { tx in
+                try await tx.write("chosen", .string("right"))
+                return "right"
+            })
+        }
+        #expect(got == "right")
+        let (side, chosen) = try await memory.atomically { tx in
+            (try await tx.read("side-effect"), try await tx.read("chosen"))
+        }
+        #expect(side == nil)
+        #expect(chosen == .string("right"))
+    }
+
+    @Test func whenEveryBranchRetriesTheBodyWaitsOnTheUnionOfTheirReads() async throws {
+        let memory = try await Self.embedded()
+        async let which: String = memory.atomically { tx in
+            try await tx.orElse({ tx in
+                guard try await tx.read("a") != nil else { try await tx.retry() }
+                return "a"
+            }, { tx in
+                guard try await tx.read("b") != nil else { try await tx.retry() }
+                return "b"
+            })
+        }
+        try await Task.sleep(for: .milliseconds(50))
+        // Only the first branch read `a`: writing it must still wake the body.
+        try await memory.atomically { tx in try await tx.write("a", .bool(true)) }
+        #expect(try await which == "a")
+    }
+
+    @Test func tenThousandWaitersCostNoThreads() async throws {
+        let memory = try await Self.embedded()
+        let node = memory.backend.node
+        let woken = Counter()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<10_000 {
+                group.addTask {
+                    try await memory.atomically { tx in
+                        guard try await tx.read("go") != nil else { try await tx.retry() }
+                    }
+                    woken.add()
+                }
+            }
+            // Wait until they are all parked on the watch.
+            var spins = 0
+            while node.watcherCount < 10_000, spins < 3_000 {
+                try await Task.sleep(for: .milliseconds(10))
+                spins += 1
+            }
+            #expect(node.watcherCount == 10_000)
+            try await memory.atomically { tx in try await tx.write("go", .bool(true)) }
+            try await group.waitForAll()
+        }
+        #expect(woken.count == 10_000)
+        #expect(node.watcherCount == 0)
+    }
+
+    /// A backend that loses the answer of the first commit after it happened.
+    struct LosingBackend: TransactionBackend {
+        let inner: EmbeddedBackend
+        let lost = Counter()
+
+        func begin(priority: Timestamp?, reads: [String]) async throws -> (handle: Txn, rv: Timestamp, values: [String: ReadValue]) {
+            try await inner.begin(priority: priority, reads: reads)
+        }
+        func read(_ handle: Txn, _ ptrs: [String]) async throws -> [String: ReadValue] { try await inner.read(handle, ptrs) }
+        func commit(_ handle: Txn, writes: [(String, String?)]) async throws -> Timestamp {
+            let ts = try await inner.commit(handle, writes: writes)
+            if lost.count == 0 {
+                lost.add()
+                throw ClientError.transport("connection reset after the commit was sent")
+            }
+            return ts
+        }
+        func commitBlind(writes: [(String, String?)]) async throws -> Timestamp { try await inner.commitBlind(writes: writes) }
+        func abort(_ handle: Txn) async { await inner.abort(handle) }
+        func resolve(_ handle: Txn) async throws -> Timestamp? { try await inner.resolve(handle) }
+        func watch(_ versions: [(String, Timestamp?)], timeout: Duration) async throws -> Bool { try await inner.watch(versions, timeout: timeout) }
+    }
+
+    @Test func aLostCommitAnswerIsResolvedNotReRun() async throws {
+        let node = try await Node.open(store: MemoryStore())
+        let memory = TransactionalMemory(backend: LosingBackend(inner: EmbeddedBackend(node: node)))
+        let runs = Counter()
+        try await memory.atomically { tx in
+            runs.add()
+            let n = try await tx.read("once")?.intValue ?? 0
+            try await tx.write("once", Self.number(n + 1))
+        }
+        #expect(runs.count == 1)
+        #expect(try await node.get("once")?.value == "1")
+    }
+
+    @Test func theSameBodiesRunOverHTTP() async throws {
+        let node = try await Node.open(store: MemoryStore())
+        let app = Application(responder: RestmResponder(node: node), configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+                              onServerRunning: { channel in ServerPort.shared.set(channel.localAddress?.port ?? 0) })
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await app.runService(gracefulShutdownSignals: []) }
+            let port = try await ServerPort.shared.wait()
+            let backend = HTTPBackend(url: "http://127.0.0.1:\(port)", connections: 8)
+            let memory = TransactionalMemory(backend: backend)
+            try await withThrowingTaskGroup(of: Void.self) { clients in
+                for _ in 0..<4 {
+                    clients.addTask {
+                        for _ in 0..<10 {
+                            try await memory.atomically { tx in
+                                let n = try await tx.read("http-counter")?.intValue ?? 0
+                                try await tx.write("http-counter", Self.number(n + 1))
+                            }
+                        }
+                    }
+                }
+                try await clients.waitForAll()
+            }
+            #expect(try await memory.atomically { tx in try await tx.read("http-counter")?.intValue } == 40)
+            // retry() over HTTP waits with POST /watch.
+            async let got: Int = memory.atomically { tx in
+                guard let v = try await tx.read("http-box")?.intValue else { try await tx.retry() }
+                return v
+            }
+            try await Task.sleep(for: .milliseconds(100))
+            _ = try await memory.atomically { tx in try await tx.write("http-box", Self.number(7)) }
+            #expect(try await got == 7)
+            // A blind write is one round trip (POST /txn); allocation needs no round trip.
+            let id = try await memory.atomically { tx in try await tx.allocate(.string("fresh")) }
+            #expect(try await backend.get(id)?.value == .string("fresh"))
+            try await backend.shutdown()
+            group.cancelAll()
+        }
+    }
+}
+
+/// Hands the port a test server bound to (port 0) to the test.
+final class ServerPort: Sendable {
+    static let shared = ServerPort()
+    let port = Mutex<Int>(0)
+
+    func set(_ p: Int) { port.withLock { $0 = p } }
+
+    func wait() async throws -> Int {
+        for _ in 0..<500 {
+            let p = port.withLock { v in
+                defer { v = 0 }
+                return v
+            }
+            if p != 0 { return p }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        throw ClientError.transport("the test server did not start")
+    }
+}
