@@ -52,6 +52,8 @@ public final class SQLiteStore: Store, @unchecked Sendable {
         try conn.exec("PRAGMA journal_mode=WAL")
         try conn.exec(durability == .sync ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL")
         try conn.exec("PRAGMA wal_autocheckpoint=4000")
+        // A 64 MiB page cache: inserts into the version index otherwise re-read pages.
+        try conn.exec("PRAGMA cache_size=-65536")
         try conn.exec("""
             CREATE TABLE IF NOT EXISTS versions (
                 ptr TEXT NOT NULL, ts TEXT NOT NULL, txn TEXT NOT NULL, value TEXT,
