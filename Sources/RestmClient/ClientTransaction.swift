@@ -12,6 +12,8 @@ import Darwin
 /// round trips and a write-only body one.
 final class ClientTransaction<B: TransactionBackend>: Transaction {
     struct State {
+        /// The one begin of this transaction; concurrent first reads share it.
+        var beginTask: Task<(handle: B.Handle, rv: Timestamp, values: [String: ReadValue]), any Error>?
         var handle: B.Handle?
         var rv: Timestamp?
         /// Every pointer read, with the version seen (nil: absent). Kept across `orElse`.
@@ -59,18 +61,21 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
             }
         }
         guard !missing.isEmpty else { return out }
-        let handle = state.withLock { $0.handle }
-        let fetched: [String: ReadValue]
-        if let handle {
-            fetched = try await backend.read(handle, missing)
-        } else {
-            let begun = try await backend.begin(priority: priority, reads: missing)
-            state.withLock { s in
-                s.handle = begun.handle
-                s.rv = begun.rv
-            }
-            fetched = begun.values
+        let backend = self.backend
+        let priority = self.priority
+        let wanted = missing
+        let (task, mine) = state.withLock { s in
+            if let t = s.beginTask { return (t, false) }
+            let t = Task { try await backend.begin(priority: priority, reads: wanted) }
+            s.beginTask = t
+            return (t, true)
         }
+        let begun = try await task.value
+        state.withLock { s in
+            s.handle = begun.handle
+            s.rv = begun.rv
+        }
+        let fetched = mine ? begun.values : try await backend.read(begun.handle, missing)
         state.withLock { s in
             for p in missing {
                 let r = fetched[p] ?? ReadValue(value: nil, version: nil)
@@ -175,7 +180,7 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
     }
 
     func abandon() async {
-        if let h = state.withLock({ $0.handle }) { await backend.abort(h) }
+        if let t = state.withLock({ $0.beginTask }), let begun = try? await t.value { await backend.abort(begun.handle) }
     }
 
     var handle: B.Handle? { state.withLock { $0.handle } }

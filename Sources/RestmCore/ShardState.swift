@@ -278,13 +278,13 @@ public struct ShardState: Sendable {
     }
 
     /// Turns `txn`'s intents on `ptrs` into versions at `ct` (DESIGN.md step 7), after the
-    /// commit is durable. Answers the waiters to wake.
+    /// commit is durable. Pointers without its intent are skipped. Answers the waiters to wake.
     public mutating func apply(txn: String, ct: Timestamp, ptrs: [String]) -> [UInt64] {
         var wake: [UInt64] = []
         for p in ptrs {
-            guard var e = entries[p], let i = e.intent, i.txn == txn else {
-                preconditionFailure("apply of \(txn) on \(p) without its intent")
-            }
+            // A reader that resolved an orphaned intent through the store may have applied
+            // this one already: applying is idempotent per pointer.
+            guard var e = entries[p], let i = e.intent, i.txn == txn else { continue }
             precondition(e.versions.first.map { $0.ts < ct } ?? true, "commit timestamp below the newest version")
             e.intent = nil
             intentCount -= 1

@@ -25,11 +25,13 @@ final class GroupCommitWriter: Sendable {
     let batchMax: Int
     let queueMax: Int
     let metrics: Metrics
+    let ceilingLeadMillis: UInt64
     private let state = Mutex(State())
     private let queue = DispatchQueue(label: "restm.store-writer")
 
-    init(store: any Store, batchMax: Int, queueMax: Int, metrics: Metrics) {
+    init(store: any Store, batchMax: Int, queueMax: Int, metrics: Metrics, ceilingLeadMillis: UInt64) {
         self.store = store
+        self.ceilingLeadMillis = ceilingLeadMillis
         self.batchMax = batchMax
         self.queueMax = queueMax
         self.metrics = metrics
@@ -51,7 +53,7 @@ final class GroupCommitWriter: Sendable {
                 return (true, true)
             }
             if !accepted {
-                c.resume(returning: .failure(.failed("the commit queue is full or closed")))
+                c.resume(returning: .failure(.refused("the commit queue is full or the node is shutting down")))
                 return
             }
             if startDrain {
@@ -61,6 +63,10 @@ final class GroupCommitWriter: Sendable {
     }
 
     var queueDepth: Int { state.withLock { $0.pending.count } }
+
+    /// Nothing queued and no batch being written (`draining` stays true until the drain
+    /// loop has finished its last batch and found the queue empty).
+    var isIdle: Bool { state.withLock { !$0.draining && $0.pending.isEmpty } }
 
     /// Refuses new commits; those already queued are still written.
     func close() {
@@ -83,7 +89,10 @@ final class GroupCommitWriter: Sendable {
             let start = ContinuousClock.now
             let result: Result<[CommitOutcome], StoreError>
             do {
-                result = .success(try store.commit(batch.map(\.record), ceiling: nil))
+                // The durable ceiling rises with the commits, in the same store transaction:
+                // no committed timestamp can ever sit above it.
+                let top = batch.map(\.record.ts).max()!.adding(millis: ceilingLeadMillis)
+                result = .success(try store.commit(batch.map(\.record), ceiling: top))
             } catch let e as StoreError {
                 result = .failure(e)
             } catch {

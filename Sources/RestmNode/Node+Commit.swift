@@ -24,6 +24,7 @@ extension Node {
             case .aborted: throw RestmError(.txnNotActive, "transaction \(t.id) was aborted")
             case .unknown: throw RestmError(.outcomeUnknown, "the outcome of \(t.id) is not known yet; ask GET /txn/\(t.id) later")
             case .active:
+                guard state == .running else { throw RestmError(.shuttingDown, "the node is shutting down") }
                 if t.readOnly, !writes.isEmpty { throw RestmError(.badRequest, "transaction \(t.id) is read-only") }
                 var merged = s.writes
                 for (p, v) in writes { merged[p] = .some(v) }
@@ -58,10 +59,16 @@ extension Node {
             return try r.get()
         case .run(let reads, let writes):
             // Once sent, a commit runs to its end even if the client goes away.
+            committingTxns.withLock { _ = $0.insert(t.id) }
             let result = await Task {
                 defer { self.inflightCommits.wrappingSubtract(1, ordering: .relaxed) }
                 return await self.runCommit(t, reads: reads, writes: writes)
             }.value
+            if case .failure(let e) = result, e.code == .outcomeUnknown {
+                // Still settling in the background: its intents stay alive.
+            } else {
+                committingTxns.withLock { _ = $0.remove(t.id) }
+            }
             let status: Txn.Status
             switch result {
             case .success(let ts): status = .committed(ts)
@@ -187,6 +194,9 @@ extension Node {
         case .success(.committed):
             apply(t, ct, parts)
             return .success(ct)
+        case .failure(.refused(let why)):
+            abortIntents(t, parts)
+            return .failure(RestmError(state == .running ? .overloaded : .shuttingDown, why))
         case .success(.alreadyAborted):
             abortIntents(t, parts)
             return .failure(conflict(.refresh, "the transaction was resolved as aborted"))
@@ -252,9 +262,9 @@ extension Node {
             try? await Task.sleep(for: .milliseconds(20 << attempt))
         }
         Task {
-            while true {
+            while self.state != .stopped {
                 try? await Task.sleep(for: .seconds(1))
-                guard let status = try? await self.run({ try self.store.resolve(t.id) }) else { continue }
+                guard self.state != .stopped, let status = try? await self.run({ try self.store.resolve(t.id) }) else { continue }
                 let final: Txn.Status
                 switch status {
                 case .committed:
@@ -265,6 +275,7 @@ extension Node {
                     final = .aborted("the commit write failed")
                 }
                 t.state.withLock { $0.status = final }
+                self.committingTxns.withLock { _ = $0.remove(t.id) }
                 guard t.registered else { return }
                 let c = t.counts
                 self.registry.finish(t, summary: TxnSummary(id: t.id, rv: t.rv, status: final, reads: c.reads, writes: c.writes))

@@ -111,13 +111,10 @@ extension Node {
     /// transaction, wait again; otherwise resolve it through the store (DESIGN.md, Orphaned
     /// intents) and apply or drop it.
     func resolveOrphan(_ owner: String, ptr: String) async throws {
-        if let t = registry.active(owner) {
-            switch t.status {
-            case .committing, .unknown, .active:
-                try await Task.sleep(for: .milliseconds(5))
-                return
-            default: break
-            }
+        if committingTxns.withLock({ $0.contains(owner) }) || registry.active(owner) != nil {
+            // Its coordinator (this node) still runs it: wait for it rather than resolve.
+            try await Task.sleep(for: .milliseconds(5))
+            return
         }
         let status = try await storeCall("resolve") { try self.store.resolve(owner) }
         let shard = shard(for: ptr)

@@ -65,6 +65,9 @@ public final class Node: Sendable {
     let lifecycle = Atomic<Int>(Lifecycle.running.rawValue)
     let inflightCommits = Atomic<Int>(0)
     let shutdownStarted = Atomic<Bool>(false)
+    /// Transactions whose commit this node is running (registered or not): their intents
+    /// are alive whatever their lease says.
+    let committingTxns = Mutex<Set<String>>([])
     let sequence = Atomic<UInt64>(0)
     let io = DispatchQueue(label: "restm.store-readers", attributes: .concurrent)
 
@@ -88,7 +91,8 @@ public final class Node: Sendable {
         }
         self.writer = GroupCommitWriter(
             store: store, batchMax: configuration.limits.groupCommitBatchMax,
-            queueMax: configuration.limits.commitQueueMax, metrics: metrics)
+            queueMax: configuration.limits.commitQueueMax, metrics: metrics,
+            ceilingLeadMillis: UInt64(configuration.limits.ceilingLeadMs))
         self.registry = TxnRegistry(limits: configuration.limits)
         self.watches = WatchHub(watchersMax: configuration.limits.watchersMax)
     }

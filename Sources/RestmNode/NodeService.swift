@@ -39,12 +39,16 @@ extension Node {
         activity.add("shutdown started")
         for t in registry.allActive() { abort(t, reason: "the node is shutting down") }
         let deadline = ContinuousClock.now + timeout
-        while inflightCommits.load(ordering: .relaxed) > 0 || writer.queueDepth > 0, ContinuousClock.now < deadline {
+        // Quiet twice in a row: a commit that passed its running check just before the
+        // state flipped has then surely counted itself in.
+        var quiet = 0
+        while quiet < 2, ContinuousClock.now < deadline {
+            quiet = inflightCommits.load(ordering: .relaxed) == 0 && writer.isIdle ? quiet + 1 : 0
             try? await Task.sleep(for: .milliseconds(5))
         }
         writer.close()
         // Let a drain that is writing its last batch finish.
-        while writer.queueDepth > 0, ContinuousClock.now < deadline {
+        while !writer.isIdle, ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(5))
         }
         store.close()

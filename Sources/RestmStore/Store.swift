@@ -32,12 +32,15 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
     case failed(String)
     case uncertain(String)
     case locked(String)
+    /// Not attempted: the commit queue is full or closed (retryable).
+    case refused(String)
 
     public var description: String {
         switch self {
         case .failed(let m): return "store failed: \(m)"
         case .uncertain(let m): return "store outcome unknown: \(m)"
         case .locked(let m): return m
+        case .refused(let m): return "commit refused: \(m)"
         }
     }
 }
