@@ -1,0 +1,37 @@
+"""A short `restm bench` run over HTTP and embedded: it finishes, prints the JSON line of
+issue #3 on standard output, and the total read back checks out."""
+import json
+import subprocess
+import tempfile
+
+import pytest
+
+from restm_testlib import restm_bin
+
+KEYS = {"workload", "transfers_per_s", "conflicts_per_commit", "p50_ms", "p99_ms", "p999_ms", "max_attempts", "total_ok"}
+
+
+def run_bench(args):
+    r = subprocess.run([str(restm_bin()), 'bench', *args], capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, f'restm bench {args} exited {r.returncode}:\n{r.stderr[-2000:]}'
+    line = r.stdout.strip().splitlines()[-1]
+    result = json.loads(line)
+    assert KEYS <= set(result), f'missing keys in {line}'
+    assert 't=1s' in r.stderr, 'no progress line on standard error'
+    return result
+
+
+@pytest.mark.parametrize('workload,accounts', [('bank', 200), ('hot', None), ('read-mostly', 500)])
+def test_bench_over_http(server, workload, accounts):
+    args = [workload, '--url', server.url, '--clients', '4', '--seconds', '2', '--warmup', '0']
+    if accounts:
+        args += ['--accounts', str(accounts)]
+    r = run_bench(args)
+    assert r['total_ok'] is True and r['total'] == 100 * r['accounts'], r
+    assert r['transfers_per_s'] > 0, r
+
+
+def test_bench_embedded():
+    with tempfile.TemporaryDirectory() as d:
+        r = run_bench(['bank', '--embedded', '--data', d + '/data', '--accounts', '100', '--clients', '8', '--seconds', '2', '--warmup', '0'])
+    assert r['total_ok'] is True and r['mode'] == 'embedded' and r['transfers_per_s'] > 0, r
