@@ -37,11 +37,6 @@ final class GroupCommitWriter: Sendable {
         self.metrics = metrics
     }
 
-    enum SubmitError: Error {
-        case overloaded
-        case closed
-    }
-
     /// Queues `record` and answers once the store transaction holding it has finished.
     func submit(_ record: CommitRecord) async -> Result<CommitOutcome, StoreError> {
         await withCheckedContinuation { (c: Completion) in
