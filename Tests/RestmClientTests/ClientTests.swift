@@ -57,6 +57,29 @@ import Testing
         #expect(try await memory.atomically { tx in try await tx.read("mailbox") } == nil)
     }
 
+    /// The example of the README, verbatim but for the backend.
+    @Test func theReadmeExampleWorks() async throws {
+        let memory = try await Self.embedded()
+        try await memory.atomically { tx in
+            try await tx.write("acct:alice", .object([("balance", .number("5"))]))
+            try await tx.write("acct:bob", .object([("balance", .number("0"))]))
+        }
+        async let movedLater: Int = memory.atomically { tx in
+            let v = try await tx.read(["acct:alice", "acct:bob"])       // one round trip
+            let a = v["acct:alice"]?["balance"]?.intValue ?? 0
+            guard a >= 10 else { try await tx.retry() }                  // block until alice changes
+            let b = v["acct:bob"]?["balance"]?.intValue ?? 0
+            try await tx.write("acct:alice", .object([("balance", .number(String(a - 10)))]))
+            try await tx.write("acct:bob", .object([("balance", .number(String(b + 10)))]))
+            return 10
+        }
+        try await Task.sleep(for: .milliseconds(50))
+        try await memory.atomically { tx in try await tx.write("acct:alice", .object([("balance", .number("25"))])) }
+        #expect(try await movedLater == 10)
+        let v = try await memory.atomically { tx in try await tx.read(["acct:alice", "acct:bob"]) }
+        #expect(v["acct:alice"]?["balance"]?.intValue == 15 && v["acct:bob"]?["balance"]?.intValue == 10)
+    }
+
     @Test func retryHonoursTheDeadline() async throws {
         let memory = try await Self.embedded()
         var options = AtomicOptions()
