@@ -58,12 +58,12 @@ extension Node {
             }
             return try r.get()
         case .run(let reads, let writes):
-            // Once sent, a commit runs to its end even if the client goes away.
             committingTxns.withLock { _ = $0.insert(t.id) }
-            let result = await Task {
-                defer { self.inflightCommits.wrappingSubtract(1, ordering: .relaxed) }
-                return await self.runCommit(t, reads: reads, writes: writes)
-            }.value
+            // Once sent, a commit runs to its end even if the client goes away: nothing it
+            // awaits observes task cancellation (store calls and the group-commit queue are
+            // continuations), so it runs in the caller's task, without a hop to a new one.
+            let result = await runCommit(t, reads: reads, writes: writes)
+            inflightCommits.wrappingSubtract(1, ordering: .relaxed)
             if case .failure(let e) = result, e.code == .outcomeUnknown {
                 // Still settling in the background: its intents stay alive.
             } else {
