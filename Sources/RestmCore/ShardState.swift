@@ -333,6 +333,5 @@ public struct ShardState: Sendable {
         }
         precondition(intents == intentCount, "intent count drifted")
         precondition(waiters == waiterCount, "waiter count drifted")
-        for (_, ts) in readTimestamps { _ = ts }
     }
 }

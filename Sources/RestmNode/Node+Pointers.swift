@@ -83,7 +83,7 @@ extension Node {
                 }
             }
             try self.write(t, ptr, value: value)
-            return try await self.commitInternal(t)
+            return try await self.commit(t)
         }
     }
 
@@ -108,7 +108,7 @@ extension Node {
         if let t { return try await pick(t) }
         return try await autoRetry { t in
             let id = try await pick(t)
-            _ = try await self.commitInternal(t)
+            _ = try await self.commit(t)
             return id
         }
     }
@@ -140,14 +140,9 @@ extension Node {
                 throw RestmError(.expectationFailed, "\(mismatched.count) pointer(s) are not at the expected version", extra: [("current", current)])
             }
             for (p, v) in req.writes { try self.write(t, p, value: v) }
-            let ts = try await self.commitInternal(t)
+            let ts = try await self.commit(t)
             return OneShotResult(ts: ts, values: values)
         }
-    }
-
-    /// Commits an internal (unregistered) transaction.
-    func commitInternal(_ t: Txn) async throws -> Timestamp {
-        try await commit(t)
     }
 
     /// Versions of `ptr`, newest first, strictly older than `before` if given.

@@ -98,7 +98,6 @@ struct Bench: AsyncParsableCommand {
 
         let stats = Stats()
         let cpuStart = Self.cpuSeconds()
-        var measuredStart = ContinuousClock.now
         try await withThrowingTaskGroup(of: Void.self) { group in
             for c in 0..<clients {
                 group.addTask {
@@ -162,12 +161,9 @@ struct Bench: AsyncParsableCommand {
                 stats.measuring.store(false, ordering: .relaxed)
                 stats.stop.store(true, ordering: .relaxed)
             }
-            measuredStart = ContinuousClock.now + .seconds(warmup)
             try await group.waitForAll()
         }
-        let elapsed = ContinuousClock.now - measuredStart
         let cpu = Self.cpuSeconds() - cpuStart
-        _ = elapsed
 
         // Read every account back. All clients have stopped, so the state is quiescent and
         // may be read in several transactions (one may touch at most 10,000 pointers).
