@@ -15,6 +15,8 @@ let package = Package(
         .library(name: "RestmNode", targets: ["RestmNode"]),
         .library(name: "RestmHTTP", targets: ["RestmHTTP"]),
         .library(name: "RestmClient", targets: ["RestmClient"]),
+        .library(name: "RestmCollections", targets: ["RestmCollections"]),
+        .library(name: "RestmTasks", targets: ["RestmTasks"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
@@ -63,6 +65,17 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Transactional collections, written once against `Transaction`.
+        .target(name: "RestmCollections", dependencies: ["RestmCore"], swiftSettings: swiftSettings),
+        // Tasks stored in the memory, workers with claim leases, the sort demo.
+        .target(
+            name: "RestmTasks",
+            dependencies: [
+                "RestmCore", "RestmNode", "RestmClient", "RestmCollections",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "RestmTestSupport",
             dependencies: ["RestmCore", "RestmStore", "RestmNode"],
@@ -81,6 +94,16 @@ let package = Package(
         .testTarget(name: "RestmCoreTests", dependencies: ["RestmCore", "RestmTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "RestmStoreTests", dependencies: ["RestmStore", "RestmTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "RestmNodeTests", dependencies: ["RestmNode", "RestmStore", "RestmTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "RestmCollectionsTests",
+            dependencies: ["RestmCollections", "RestmClient", "RestmNode", "RestmStore", "RestmTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RestmTasksTests",
+            dependencies: ["RestmTasks", "RestmCollections", "RestmClient", "RestmNode", "RestmStore", "RestmTestSupport"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "RestmClientTests",
             dependencies: ["RestmClient", "RestmNode", "RestmStore", "RestmHTTP", "RestmTestSupport",

@@ -111,29 +111,9 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
     /// Ids are 128 random bits (`o.` and 26 base-32 digits): unique without asking a node,
     /// so an abandoned `orElse` branch or a retried body leaves nothing behind.
     func allocate(_ value: JSONValue) async throws -> String {
-        let id = Self.freshID()
+        let id = PointerID.random()
         buffer(id, value)
         return id
-    }
-
-    static func freshID() -> String {
-        var g = SystemRandomNumberGenerator()
-        let digits = Array("abcdefghijklmnopqrstuvwxyz234567".utf8)
-        var hi = g.next() as UInt64
-        var lo = g.next() as UInt64
-        var out: [UInt8] = Array("o.".utf8)
-        for i in 0..<26 {
-            let d: UInt64
-            if i < 13 {
-                d = lo & 31
-                lo >>= 5
-            } else {
-                d = hi & 31
-                hi >>= 5
-            }
-            out.append(digits[Int(d)])
-        }
-        return String(decoding: out, as: UTF8.self)
     }
 
     func retry() async throws -> Never {

@@ -89,4 +89,26 @@ public enum PointerID {
             throw RestmError(.badPointer, "pointer ids are 1–256 bytes of [A-Za-z0-9._:~-]; got \(JSONWriter.quoted(shown)) (\(id.utf8.count) bytes)")
         }
     }
+
+    /// `prefix` and 26 base-32 digits (128 random bits): unique without asking a node, so an
+    /// abandoned `orElse` branch or a retried body leaves nothing behind.
+    public static func random(prefix: String = "o.") -> String {
+        var g = SystemRandomNumberGenerator()
+        let digits = Array("abcdefghijklmnopqrstuvwxyz234567".utf8)
+        var hi = g.next() as UInt64
+        var lo = g.next() as UInt64
+        var out: [UInt8] = Array(prefix.utf8)
+        for i in 0..<26 {
+            let d: UInt64
+            if i < 13 {
+                d = lo & 31
+                lo >>= 5
+            } else {
+                d = hi & 31
+                hi >>= 5
+            }
+            out.append(digits[Int(d)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
 }
