@@ -48,7 +48,7 @@ let package = Package(
         .target(
             name: "RestmHTTP",
             dependencies: [
-                "RestmCore", "RestmNode",
+                "RestmCore", "RestmNode", "RestmTasks",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
@@ -84,7 +84,7 @@ let package = Package(
         .executableTarget(
             name: "restm",
             dependencies: [
-                "RestmCore", "RestmNode", "RestmHTTP", "RestmStore", "RestmClient",
+                "RestmCore", "RestmNode", "RestmHTTP", "RestmStore", "RestmClient", "RestmTasks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

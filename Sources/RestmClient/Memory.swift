@@ -107,7 +107,10 @@ public struct TransactionalMemory<B: TransactionBackend>: Sendable {
     func resolve(_ handle: B.Handle, until deadline: ContinuousClock.Instant) async throws -> Bool {
         var wait = Duration.milliseconds(10)
         while true {
-            if let answer = try? await backend.resolve(handle) { return answer != nil }
+            // `try?` would flatten "aborted" (nil) into "unknown": keep the two apart.
+            let answer: Timestamp??
+            do { answer = .some(try await backend.resolve(handle)) } catch { answer = nil }
+            if let known = answer { return known != nil }
             guard ContinuousClock.now < deadline else { throw ClientError.outcomeUnknown(txn: "\(handle)") }
             try await Task.sleep(for: wait)
             wait = min(wait * 2, .seconds(1))

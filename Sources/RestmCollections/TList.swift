@@ -104,5 +104,13 @@ public struct TList: Sendable, Hashable {
     }
 }
 
+extension TList {
+    /// The pointers of a list that was only ever appended to (head at 0) and holds `count`
+    /// elements, without reading it: for deleting scratch lists in a later transaction.
+    public func pointers(appendedOnly count: Int) -> [String] {
+        [headPointer, tailPointer] + (0..<max(0, count)).map(element)
+    }
+}
+
 /// A queue is a list used from both ends: `push` at the tail, `pop` (blocking) at the head.
 public typealias TQueue = TList

@@ -19,6 +19,8 @@ public struct RestmError: Error, Sendable, Equatable, CustomStringConvertible {
         case overloaded = "overloaded"
         case shuttingDown = "shutting_down"
         case outcomeUnknown = "outcome_unknown"
+        case unknownKind = "unknown_kind"
+        case taskFailed = "task_failed"
         case storeFailure = "store_failure"
         case `internal` = "internal"
     }
@@ -46,10 +48,10 @@ public struct RestmError: Error, Sendable, Equatable, CustomStringConvertible {
 
     public var httpStatus: Int {
         switch code {
-        case .badPointer, .badJSON, .badRequest, .badTimestamp: return 400
+        case .badPointer, .badJSON, .badRequest, .badTimestamp, .unknownKind: return 400
         case .notFound, .txnNotFound, .routeNotFound: return 404
         case .methodNotAllowed: return 405
-        case .conflict, .txnNotActive: return 409
+        case .conflict, .txnNotActive, .taskFailed: return 409
         case .pruned: return 410
         case .preconditionFailed, .expectationFailed: return 412
         case .tooLarge: return 413

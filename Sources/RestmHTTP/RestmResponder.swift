@@ -3,6 +3,7 @@ import Hummingbird
 import NIOCore
 import RestmCore
 import RestmNode
+import RestmTasks
 
 /// The HTTP API of API.md. Routing is done by hand over path segments: it is the hot path
 /// of every request, and one `switch` keeps every route, its metric name and its errors in
@@ -11,11 +12,14 @@ public struct RestmResponder: HTTPResponder {
     public typealias Context = BasicRequestContext
 
     public let node: Node
+    /// Tasks and their workers (started by `restm serve` or `POST /sys/init`).
+    public let tasks: TaskService
     /// Starts the graceful shutdown of the whole process (set by `restm serve`).
     let requestShutdown: @Sendable () -> Void
 
-    public init(node: Node, requestShutdown: @escaping @Sendable () -> Void = {}) {
+    public init(node: Node, tasks: TaskService? = nil, requestShutdown: @escaping @Sendable () -> Void = {}) {
         self.node = node
+        self.tasks = tasks ?? TaskService(node: node, kinds: TaskKinds(SortDemo.kinds))
         self.requestShutdown = requestShutdown
     }
 
@@ -146,6 +150,9 @@ public struct RestmResponder: HTTPResponder {
             route = "GET /metrics"
             guard method == .get else { throw methodNotAllowed() }
             return Reply.text(MetricsReport(node: node).prometheus(), contentType: "text/plain; version=0.0.4")
+
+        case ("task", _), ("demo", _):
+            if let r = try await tasksRoute(request, segments, route: &route) { return r }
 
         default:
             break

@@ -45,8 +45,8 @@ extension RestmResponder {
         case "init":
             route = "POST /sys/init"
             guard isGet || method == .post else { break }
-            // Task executors arrive with the task service; until then there are none to start.
-            return Reply.json(.ok, #"{"status":"ok","workers":0}"#)
+            let n = tasks.start()
+            return Reply.json(.ok, "{\"status\":\"ok\",\"workers\":\(n)}")
         case "cluster":
             route = "GET /sys/cluster"
             guard isGet else { break }

@@ -5,6 +5,7 @@ import RestmCore
 import RestmHTTP
 import RestmNode
 import RestmStore
+import RestmTasks
 import ServiceLifecycle
 import Synchronization
 
@@ -18,7 +19,7 @@ struct Restm: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "restm",
         abstract: "reSTM: a distributed software transactional memory over HTTP.",
-        subcommands: [Serve.self, Get.self, Put.self, Bench.self]
+        subcommands: [Serve.self, Get.self, Put.self, Bench.self, Demo.self]
     )
 }
 
@@ -34,7 +35,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Default transaction idle timeout in milliseconds.") var txnTimeoutMs = 30_000
     @Option(help: "Transactions open at once.") var openTxnsMax = 10_000
     @Option(help: "How far back snapshot reads (?at=) reach, e.g. 10m, 1h, 90s.") var retention = "10m"
-    @Option(help: "Task executors (tasks are not part of this version; accepted for compatibility).") var workers = 0
+    @Option(help: "Task workers on this node (default: two per core; 0 starts none until POST /sys/init).") var workers: Int?
+    @Option(help: "Lease of a task claim in milliseconds: a dead worker's task runs again after it.") var taskLeaseMs = 10_000
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel = "info"
 
     func validate() throws {
@@ -43,6 +45,8 @@ struct Serve: AsyncParsableCommand {
         guard (1...4096).contains(shards) else { throw ValidationError("--shards must be 1–4096") }
         guard Serve.parseDuration(retention) != nil else { throw ValidationError("--retention must look like 90s, 10m or 2h") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level") }
+        guard (0...256).contains(workers ?? 0) else { throw ValidationError("--workers must be 0–256") }
+        guard (100...3_600_000).contains(taskLeaseMs) else { throw ValidationError("--task-lease-ms must be 100–3600000") }
     }
 
     static func parseDuration(_ s: String) -> Int? {
@@ -78,8 +82,14 @@ struct Serve: AsyncParsableCommand {
         }
         let node = try await Node.open(store: store, configuration: config, logger: logger)
 
+        var taskConfig = TaskConfiguration()
+        taskConfig.leaseMs = taskLeaseMs
+        if let workers, workers > 0 { taskConfig.workers = workers }
+        let tasks = TaskService(node: node, kinds: TaskKinds(SortDemo.kinds), configuration: taskConfig)
+        if workers != 0 { tasks.start() }
+
         let groupBox = Mutex<ServiceGroup?>(nil)
-        let responder = RestmResponder(node: node) {
+        let responder = RestmResponder(node: node, tasks: tasks) {
             guard let group = groupBox.withLock({ $0 }) else { return }
             Task { await group.triggerGracefulShutdown() }
         }

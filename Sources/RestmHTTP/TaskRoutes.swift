@@ -1,0 +1,116 @@
+import Hummingbird
+import RestmCore
+import RestmNode
+import RestmTasks
+
+extension RestmResponder {
+    func tasksRoute(_ request: Request, _ segments: [Substring], route: inout String) async throws -> Response? {
+        let method = request.method
+        func methodNotAllowed() -> RestmError { RestmError(.methodNotAllowed, "\(method) is not allowed on \(request.uri.path)") }
+        switch (segments[0], segments.count) {
+        case ("task", 1):
+            route = "POST /task"
+            guard method == .post else { throw methodNotAllowed() }
+            let body = try await RequestParsing.object(request, limit: limits.requestBytesMax, depth: limits.jsonDepthMax)
+            guard let kind = RequestParsing.member(body, "kind")?.stringValue else {
+                throw RestmError(.badRequest, "the body must be {\"kind\": name, \"input\": json}")
+            }
+            let id = try await tasks.submit(TaskSpec(kind: kind, input: RequestParsing.member(body, "input") ?? .null))
+            return Reply.json(.created, "{\"task\":\(JSONWriter.quoted(id))}")
+
+        case ("task", 3) where segments[1] == "info":
+            route = "GET /task/info/{id}"
+            guard method == .get || method == .head else { throw methodNotAllowed() }
+            let id = String(segments[2])
+            let info = try await tasks.info(id)
+            if RequestParsing.wantsHTML(request) { return Explorer(node: node).task(id, info) }
+            return Reply.json(.ok, info.compactText)
+
+        case ("task", 3) where segments[1] == "result":
+            route = "GET /task/result/{id}"
+            guard method == .get || method == .head else { throw methodNotAllowed() }
+            let timeout = min(try RequestParsing.intQuery(request, "timeoutMs", default: 30_000), limits.watchTimeoutMsMax)
+            switch try await tasks.result(String(segments[2]), timeout: .milliseconds(timeout)) {
+            case .done(let v):
+                return Reply.json(.ok, "{\"status\":\"done\",\"result\":\(v.compactText)}")
+            case .failed(let e):
+                return Reply.json(.ok, "{\"status\":\"failed\",\"error\":\(JSONWriter.quoted(e))}")
+            case .pending(let info):
+                return Reply.json(.accepted, info.compactText)
+            }
+
+        case ("demo", 2) where segments[1] == "sort":
+            let id: String
+            if method == .post {
+                route = "POST /demo/sort"
+                guard case .array(let items) = try await RequestParsing.json(request, limit: limits.requestBytesMax, depth: limits.jsonDepthMax) else {
+                    throw RestmError(.badRequest, "the body must be a JSON array of strings")
+                }
+                var strings: [String] = []
+                strings.reserveCapacity(items.count)
+                for (i, item) in items.enumerated() {
+                    guard let s = item.stringValue else { throw RestmError(.badRequest, "item \(i) is not a string") }
+                    strings.append(s)
+                }
+                guard strings.count <= SortDemo.nMax else { throw RestmError(.tooLarge, "at most \(SortDemo.nMax) strings") }
+                id = try await SortDemo.submit(strings, on: tasks)
+            } else if method == .get {
+                route = "GET /demo/sort"
+                let n = try RequestParsing.intQuery(request, "n", default: 10_000)
+                guard (1...SortDemo.nMax).contains(n) else { throw RestmError(.badRequest, "n must be 1–\(SortDemo.nMax)") }
+                let seed = try RequestParsing.intQuery(request, "seed", default: Int.random(in: 1...Int(Int32.max)))
+                id = try await tasks.submit(TaskSpec(kind: "demo.sort", input: .object([("n", .number(String(n))), ("seed", .number(String(seed)))])))
+            } else {
+                throw methodNotAllowed()
+            }
+            if RequestParsing.wantsHTML(request) { return Explorer(node: node).sortStarted(id) }
+            return Reply.json(.accepted, "{\"task\":\(JSONWriter.quoted(id))}")
+
+        case ("demo", 4) where segments[1] == "sort" && segments[2] == "result":
+            route = "GET /demo/sort/result/{task}"
+            guard method == .get || method == .head else { throw methodNotAllowed() }
+            let offset = try RequestParsing.intQuery(request, "offset", default: 0)
+            let limit = min(try RequestParsing.intQuery(request, "limit", default: 100), limits.pageItemsMax)
+            let id = String(segments[3])
+            guard let (total, items) = try await SortDemo.page(id, offset: offset, limit: limit, on: tasks) else {
+                return Reply.json(.accepted, try await tasks.info(id).compactText)
+            }
+            var out = "{\"total\":\(total),\"items\":["
+            for (i, s) in items.enumerated() {
+                if i > 0 { out += "," }
+                JSONWriter.appendString(s, to: &out)
+            }
+            out += "]}"
+            return Reply.json(.ok, out)
+
+        default:
+            return nil
+        }
+    }
+}
+
+extension Explorer {
+    func task(_ id: String, _ info: JSONValue) -> Response {
+        var body = "<p>Status <b>\(Self.escape(info["status"]?.stringValue ?? "?"))</b>"
+        if let p = info["progress"] {
+            body += " · \(p["done"]?.intValue ?? 0) of \(p["total"]?.intValue ?? 0) tasks of the tree done"
+        }
+        body += " · <a href=\"/task/result/\(id)?timeoutMs=0\">result</a></p>"
+        if let parent = info["parent"]?.stringValue { body += "<p>Parent: <a href=\"/task/info/\(parent)\">\(Self.escape(parent))</a></p>" }
+        if case .array(let children) = info["children"], !children.isEmpty {
+            body += "<h2>Subtasks</h2><ul>"
+            for c in children.compactMap(\.stringValue) { body += "<li><a href=\"/task/info/\(c)\">\(Self.escape(c))</a></li>" }
+            body += "</ul>"
+        }
+        body += "<pre>\(render(info, indent: 0))</pre><script>setTimeout(()=>location.reload(),1000)</script>"
+        return Reply.html(layout("Task \(id)", body))
+    }
+
+    func sortStarted(_ id: String) -> Response {
+        Reply.html(
+            layout(
+                "Sort started",
+                "<p>Task <a href=\"/task/info/\(id)\">\(Self.escape(id))</a> is sorting. Its result, when done: <a href=\"/task/result/\(id)\">/task/result/\(id)</a>; the sorted strings: <a href=\"/demo/sort/result/\(id)\">/demo/sort/result/\(id)</a>.</p>"
+            ), status: .accepted)
+    }
+}

@@ -1,0 +1,488 @@
+import Logging
+import RestmClient
+import RestmCollections
+import RestmCore
+import RestmNode
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Limits and timing of a node's task executors.
+public struct TaskConfiguration: Sendable {
+    /// Workers started by `start()` (a few per core: tasks mostly wait on the store).
+    public var workers: Int = max(2, 2 * Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    /// How long a claim lasts without a heartbeat; a dead worker's task is re-run after it.
+    public var leaseMs: Int = 10_000
+    /// Shards of the ready queue (pointers `tasks:q<i>`).
+    public var queueShards: Int = 16
+    /// Runs of one task (failures and lapsed leases count) before it is marked failed.
+    public var attemptsMax: Int = 3
+    /// Ready tasks per queue shard accepted from `submit`; beyond it, 503 `overloaded`.
+    public var readyPerShardMax: Int = 4_096
+    /// Subtasks one step may spawn.
+    public var childrenMax: Int = 1_024
+    /// Tasks visited when `info` sums the progress of a tree.
+    public var treeWalkMax: Int = 5_000
+
+    public init() {}
+}
+
+/// Answer of `result(_:timeout:)`.
+public enum TaskResult: Sendable {
+    case done(JSONValue)
+    case failed(String)
+    /// Not finished at the timeout; carries the task's info.
+    case pending(JSONValue)
+}
+
+/// Tasks stored in the memory and the workers that run them (DESIGN.md, Tasks).
+///
+/// A task is the pointer `task:<id>` (`TaskRecord`). Ready tasks wait in a sharded queue
+/// (`tasks:q<i>`); a worker claims one in a transaction that moves it from `ready` to
+/// `claims` with a lease and a random token, renews the lease while the step runs, and
+/// records the outcome in a transaction that first checks the token is still there. So a
+/// worker that dies has its claim lapse and the task re-run by another, and a worker that was
+/// only slow cannot record anything after its task was taken over. A step either finishes
+/// with a result or spawns subtasks; the last subtask to finish queues its parent again, whose
+/// kind's `reduce` then runs over the subtasks' results. Failures are recorded and the task
+/// re-run up to `attemptsMax` runs; then it fails, and so do its ancestors.
+public final class TaskService: Sendable {
+    public let node: Node
+    public let kinds: TaskKinds
+    public let configuration: TaskConfiguration
+    let memory: TransactionalMemory<EmbeddedBackend>
+    /// `n<node>.<incarnation>`: claims by an older incarnation of this node are dead.
+    let owner: String
+    let workers = Mutex<[Task<Void, Never>]>([])
+    let stopped = Atomic<Bool>(false)
+    let running = Atomic<Int>(0)
+
+    public init(node: Node, kinds: TaskKinds, configuration: TaskConfiguration = TaskConfiguration()) {
+        self.node = node
+        self.kinds = kinds
+        self.configuration = configuration
+        self.memory = TransactionalMemory(backend: EmbeddedBackend(node: node))
+        self.owner = "n\(node.configuration.nodeID).\(node.incarnation)"
+    }
+
+    static func pointer(_ id: String) -> String { "task:\(id)" }
+    func shardPointer(_ i: Int) -> String { "tasks:q\(i)" }
+
+    var now: UInt64 { node.physicalMillis }
+
+    /// Task ids: `k` and 26 base-32 digits.
+    public static func isTaskID(_ s: String) -> Bool {
+        s.utf8.count == 27 && s.hasPrefix("k") && PointerID.isValid(s)
+    }
+
+    // MARK: workers
+
+    /// Starts the workers if none run (idempotent); answers how many run.
+    @discardableResult
+    public func start(workers count: Int? = nil) -> Int {
+        workers.withLock { ws in
+            guard ws.isEmpty, !stopped.load(ordering: .relaxed) else { return ws.count }
+            for i in 0..<max(1, count ?? configuration.workers) {
+                ws.append(Task { await self.workerLoop(i) })
+            }
+            node.activity.add("task workers started: \(ws.count)")
+            return ws.count
+        }
+    }
+
+    public var workerCount: Int { workers.withLock { $0.count } }
+
+    /// Steps running right now.
+    public var runningSteps: Int { running.load(ordering: .relaxed) }
+
+    /// Stops the workers; steps in flight are cancelled and their claims lapse (they run again
+    /// after a restart).
+    public func stop() async {
+        stopped.store(true, ordering: .relaxed)
+        let ws = workers.withLock { ws in
+            defer { ws = [] }
+            return ws
+        }
+        for w in ws { w.cancel() }
+        for w in ws { await w.value }
+    }
+
+    var active: Bool { !stopped.load(ordering: .relaxed) && node.state == .running && !Task.isCancelled }
+
+    func workerLoop(_ index: Int) async {
+        let name = "\(owner).w\(index)"
+        while active {
+            do {
+                guard let claim = try await claim() else { continue }
+                await execute(claim, worker: name)
+            } catch ClientError.retryTimedOut {
+                continue
+            } catch {
+                guard active else { break }
+                node.logger.warning("task worker error", metadata: ["restm.worker": "\(name)", "error": "\(error)"])
+                try? await Task.sleep(for: .milliseconds(200))
+            }
+        }
+    }
+
+    struct Claim: Sendable {
+        var id: String
+        var token: String
+        var shard: Int
+        var record: TaskRecord
+    }
+
+    enum ClaimStep: Sendable {
+        case claimed(Claim)
+        /// Something was tidied (a dangling entry dropped, a task failed): look again.
+        case tidied
+    }
+
+    func isDead(_ c: QueueShard.Claim, now: UInt64) -> Bool {
+        if c.until < now { return true }
+        // An older incarnation of this node cannot be running: its store lock is ours.
+        let mine = "n\(node.configuration.nodeID)."
+        return c.owner.hasPrefix(mine) && c.owner != owner
+    }
+
+    /// Claims a ready task, or one whose claim lapsed; blocks (`retry`) while there is none,
+    /// up to half a lease so lapsed claims are noticed. nil: look again.
+    func claim() async throws -> Claim? {
+        var options = AtomicOptions()
+        options.deadline = .milliseconds(max(50, configuration.leaseMs / 2))
+        let step: ClaimStep = try await memory.atomically(options) { tx in
+            let now = self.now
+            let shards = self.configuration.queueShards
+            let start = Int.random(in: 0..<shards)
+            for k in 0..<shards {
+                let i = (start + k) % shards
+                let p = self.shardPointer(i)
+                var shard = QueueShard(try await tx.read(p))
+                if let ci = shard.claims.firstIndex(where: { self.isDead($0, now: now) }) {
+                    let id = shard.claims[ci].task
+                    guard let v = try await tx.read(Self.pointer(id)), var rec = try? TaskRecord(v, id: id), !rec.finished else {
+                        shard.claims.remove(at: ci)
+                        try await tx.write(p, shard.value)
+                        return .tidied
+                    }
+                    guard self.kinds.kind(rec.kind) != nil else { continue }
+                    rec.attempts += 1
+                    if rec.attempts > self.configuration.attemptsMax {
+                        shard.claims.remove(at: ci)
+                        try await tx.write(p, shard.value)
+                        try await self.fail(tx, id, &rec, "gave up after \(rec.attempts - 1) runs; the last worker (\(shard.claims.isEmpty ? "?" : rec.worker ?? "?")) stopped renewing its claim")
+                        return .tidied
+                    }
+                    let token = PointerID.random(prefix: "c")
+                    shard.claims[ci] = .init(task: id, token: token, until: now + UInt64(self.configuration.leaseMs), owner: self.owner)
+                    rec.status = .running
+                    rec.worker = self.owner
+                    rec.updated = now
+                    try await tx.write(p, shard.value)
+                    try await tx.write(Self.pointer(id), rec.value)
+                    return .claimed(Claim(id: id, token: token, shard: i, record: rec))
+                }
+                for (j, id) in shard.ready.prefix(16).enumerated() {
+                    guard let v = try await tx.read(Self.pointer(id)), var rec = try? TaskRecord(v, id: id), !rec.finished else {
+                        shard.ready.remove(at: j)
+                        try await tx.write(p, shard.value)
+                        return .tidied
+                    }
+                    guard self.kinds.kind(rec.kind) != nil else { continue }
+                    shard.ready.remove(at: j)
+                    let token = PointerID.random(prefix: "c")
+                    shard.claims.append(.init(task: id, token: token, until: now + UInt64(self.configuration.leaseMs), owner: self.owner))
+                    rec.attempts += 1
+                    rec.status = .running
+                    rec.worker = self.owner
+                    rec.updated = now
+                    try await tx.write(p, shard.value)
+                    try await tx.write(Self.pointer(id), rec.value)
+                    return .claimed(Claim(id: id, token: token, shard: i, record: rec))
+                }
+            }
+            try await tx.retry()
+        }
+        if case .claimed(let c) = step { return c }
+        return nil
+    }
+
+    /// Runs one step of a claimed task, renewing its lease meanwhile, and records the outcome.
+    func execute(_ c: Claim, worker: String) async {
+        running.add(1, ordering: .relaxed)
+        defer { running.subtract(1, ordering: .relaxed) }
+        let memory = self.memory
+        let ctx = TaskContext(id: c.id, kind: c.record.kind, input: c.record.input, attempt: c.record.attempts, state: c.record.state, memory: memory)
+        guard let kind = kinds.kind(c.record.kind) else { return }
+        let step = Task { () async throws -> TaskOutcome in
+            switch c.record.phase {
+            case .run:
+                return try await kind.run(ctx)
+            case .reduce:
+                let results = try await self.childResults(c.record.children)
+                return try await kind.reduce(ctx, results)
+            }
+        }
+        let heartbeat = Task {
+            let every = Duration.milliseconds(max(10, self.configuration.leaseMs / 3))
+            while !Task.isCancelled {
+                try? await Task.sleep(for: every)
+                guard !Task.isCancelled else { return }
+                if (try? await self.renew(c)) == false {
+                    self.node.logger.warning("lost the claim of a running task", metadata: ["restm.task": "\(c.id)"])
+                    step.cancel()
+                    return
+                }
+            }
+        }
+        defer { heartbeat.cancel() }
+        do {
+            let outcome = try await step.value
+            heartbeat.cancel()
+            switch outcome {
+            case .done(let result, let deleting):
+                try await finish(c, result: result, deleting: deleting)
+            case .spawn(let specs, let state):
+                try await spawn(c, specs, state: state, worker: worker)
+            }
+        } catch {
+            guard active else { return }  // shutting down: the claim lapses, the task runs again
+            let message = (error as? TaskFailure)?.message ?? "\(error)"
+            node.logger.info("task step failed", metadata: ["restm.task": "\(c.id)", "error": "\(message)"])
+            do {
+                try await memory.atomically { tx in
+                    guard var rec = try await self.release(tx, c) else { return }
+                    try await self.fail(tx, c.id, &rec, message)
+                }
+            } catch {
+                node.logger.warning("cannot record a task failure", metadata: ["restm.task": "\(c.id)", "error": "\(error)"])
+            }
+        }
+    }
+
+    func childResults(_ children: [String]) async throws -> [JSONValue] {
+        try await memory.atomically { tx in
+            let values = try await tx.read(children.map(Self.pointer))
+            return try children.map { id in
+                guard let v = values[Self.pointer(id)] else { throw TaskFailure("subtask \(id) is missing") }
+                let rec = try TaskRecord(v, id: id)
+                guard rec.status == .done else { throw TaskFailure("subtask \(id) is \(rec.status.rawValue), not done") }
+                return rec.result ?? .null
+            }
+        }
+    }
+
+    /// Extends a claim's lease; false if the claim is gone (taken over).
+    func renew(_ c: Claim) async throws -> Bool {
+        try await memory.atomically { tx in
+            let p = self.shardPointer(c.shard)
+            var shard = QueueShard(try await tx.read(p))
+            guard let i = shard.claims.firstIndex(where: { $0.token == c.token }) else { return false }
+            shard.claims[i].until = self.now + UInt64(self.configuration.leaseMs)
+            try await tx.write(p, shard.value)
+            return true
+        }
+    }
+
+    /// Removes the claim if it is still ours and answers the task's record; nil when the
+    /// claim was taken over (then nothing may be recorded).
+    func release(_ tx: any Transaction, _ c: Claim) async throws -> TaskRecord? {
+        let p = shardPointer(c.shard)
+        var shard = QueueShard(try await tx.read(p))
+        guard let i = shard.claims.firstIndex(where: { $0.token == c.token }) else { return nil }
+        shard.claims.remove(at: i)
+        try await tx.write(p, shard.value)
+        guard let v = try await tx.read(Self.pointer(c.id)) else { return nil }
+        return try TaskRecord(v, id: c.id)
+    }
+
+    func finish(_ c: Claim, result: JSONValue, deleting: [String]) async throws {
+        let recorded = try await memory.atomically { tx -> Bool in
+            guard var rec = try await self.release(tx, c) else { return false }
+            rec.status = .done
+            rec.result = result
+            rec.error = nil
+            rec.updated = self.now
+            try await tx.write(Self.pointer(c.id), rec.value)
+            for p in deleting { try await tx.delete(p) }
+            if let parent = rec.parent { try await self.childFinished(tx, parent) }
+            return true
+        }
+        if !recorded { node.logger.warning("a task's claim was taken over before it finished; its result is dropped", metadata: ["restm.task": "\(c.id)"]) }
+    }
+
+    func spawn(_ c: Claim, _ specs: [TaskSpec], state: JSONValue, worker: String) async throws {
+        guard specs.count <= configuration.childrenMax else {
+            throw TaskFailure("a step may spawn at most \(configuration.childrenMax) subtasks; it asked for \(specs.count)")
+        }
+        for s in specs where kinds.kind(s.kind) == nil { throw TaskFailure("unknown task kind \(JSONWriter.quoted(s.kind))") }
+        guard !specs.isEmpty else {
+            // Nothing to wait for: reduce over no results at once.
+            var next = c
+            next.record.phase = .reduce
+            next.record.children = []
+            next.record.state = state
+            return await execute(next, worker: worker)
+        }
+        try await memory.atomically { tx in
+            guard var rec = try await self.release(tx, c) else { return }
+            var ids: [String] = []
+            for s in specs {
+                let id = PointerID.random(prefix: "k")
+                try await self.create(tx, id, TaskRecord(kind: s.kind, input: s.input, parent: c.id, now: self.now), bounded: false)
+                ids.append(id)
+            }
+            rec.status = .waiting
+            rec.phase = .reduce
+            rec.children = ids
+            rec.pending = ids.count
+            rec.state = state
+            rec.updated = self.now
+            try await tx.write(Self.pointer(c.id), rec.value)
+        }
+    }
+
+    /// One subtask of `parentID` finished: the last one queues the parent for its reduce.
+    func childFinished(_ tx: any Transaction, _ parentID: String) async throws {
+        guard let v = try await tx.read(Self.pointer(parentID)) else { return }
+        var parent = try TaskRecord(v, id: parentID)
+        guard parent.status == .waiting else { return }  // failed meanwhile: nothing to reduce
+        parent.pending -= 1
+        parent.updated = now
+        if parent.pending <= 0 {
+            parent.status = .queued
+            try await enqueue(tx, parentID, bounded: false)
+        }
+        try await tx.write(Self.pointer(parentID), parent.value)
+    }
+
+    /// Records a failed run: queued again while runs remain, else failed with its ancestors.
+    func fail(_ tx: any Transaction, _ id: String, _ rec: inout TaskRecord, _ message: String) async throws {
+        rec.error = message
+        rec.updated = now
+        if rec.attempts < configuration.attemptsMax {
+            rec.status = .queued
+            try await tx.write(Self.pointer(id), rec.value)
+            try await enqueue(tx, id, bounded: false)
+            return
+        }
+        rec.status = .failed
+        try await tx.write(Self.pointer(id), rec.value)
+        var child = id
+        var next = rec.parent
+        for _ in 0..<64 {
+            guard let pid = next, let pv = try await tx.read(Self.pointer(pid)) else { return }
+            var parent = try TaskRecord(pv, id: pid)
+            guard !parent.finished else { return }
+            parent.status = .failed
+            parent.error = "subtask \(child) failed: \(message)"
+            parent.updated = now
+            try await tx.write(Self.pointer(pid), parent.value)
+            child = pid
+            next = parent.parent
+        }
+    }
+
+    // MARK: submitting and watching
+
+    /// Writes a new task record and queues it.
+    func create(_ tx: any Transaction, _ id: String, _ rec: TaskRecord, bounded: Bool) async throws {
+        try await tx.write(Self.pointer(id), rec.value)
+        try await enqueue(tx, id, bounded: bounded)
+    }
+
+    /// Appends `id` to a random queue shard with room (`bounded`: refuse when all are full).
+    func enqueue(_ tx: any Transaction, _ id: String, bounded: Bool) async throws {
+        let shards = configuration.queueShards
+        let start = Int.random(in: 0..<shards)
+        for k in 0..<shards {
+            let p = shardPointer((start + k) % shards)
+            var shard = QueueShard(try await tx.read(p))
+            if shard.ready.count >= configuration.readyPerShardMax, bounded || k < shards - 1 { continue }
+            shard.ready.append(id)
+            try await tx.write(p, shard.value)
+            return
+        }
+        throw RestmError(.overloaded, "the task queue is full (\(shards * configuration.readyPerShardMax) ready tasks)")
+    }
+
+    /// Creates a task of a registered kind; answers its id.
+    public func submit(_ spec: TaskSpec) async throws -> String {
+        guard kinds.kind(spec.kind) != nil else {
+            throw RestmError(.unknownKind, "no task kind \(JSONWriter.quoted(spec.kind)) is registered; known: \(kinds.names.joined(separator: ", "))")
+        }
+        let id = PointerID.random(prefix: "k")
+        try await memory.atomically { tx in
+            try await self.create(tx, id, TaskRecord(kind: spec.kind, input: spec.input, parent: nil, now: self.now), bounded: true)
+        }
+        node.metrics.count("task_submitted")
+        return id
+    }
+
+    func record(_ id: String) async throws -> (TaskRecord, Timestamp) {
+        guard Self.isTaskID(id), let v = try await node.get(Self.pointer(id)), let text = v.value else {
+            throw RestmError(.notFound, "no task \(JSONWriter.quoted(id))")
+        }
+        return (try TaskRecord(try JSONValue.parse(text), id: id), v.ts)
+    }
+
+    /// `{"task", "kind", "status", "children", "progress": {"done", "total"}, …}`; progress counts
+    /// the finished tasks of the whole tree below (up to `treeWalkMax` tasks).
+    public func info(_ id: String) async throws -> JSONValue {
+        let (rec, _) = try await record(id)
+        return try await info(id, rec)
+    }
+
+    func info(_ id: String, _ rec: TaskRecord) async throws -> JSONValue {
+        let walkMax = configuration.treeWalkMax
+        let (done, total, complete) = try await memory.atomically { tx -> (Int, Int, Bool) in
+            var done = rec.status == .done ? 1 : 0
+            var total = 1
+            var level = rec.children
+            while !level.isEmpty, total < walkMax {
+                let batch = Array(level.prefix(walkMax - total))
+                let values = try await tx.read(batch.map(Self.pointer))
+                var next: [String] = []
+                for cid in batch {
+                    guard let v = values[Self.pointer(cid)], let r = try? TaskRecord(v, id: cid) else { continue }
+                    total += 1
+                    if r.status == .done { done += 1 }
+                    next += r.children
+                }
+                level = next
+            }
+            return (done, total, level.isEmpty)
+        }
+        var m: [(String, JSONValue)] = [
+            ("task", .string(id)), ("kind", .string(rec.kind)), ("status", .string(rec.status.rawValue)),
+            ("phase", .string(rec.phase.rawValue)),
+            ("parent", rec.parent.map { .string($0) } ?? .null),
+            ("children", .array(rec.children.map { .string($0) })),
+            ("progress", .object([("done", .number(String(done))), ("total", .number(String(total))), ("complete", .bool(complete))])),
+            ("attempts", .number(String(rec.attempts))),
+            ("created", .number(String(rec.created))), ("updated", .number(String(rec.updated))),
+        ]
+        if let e = rec.error { m.append(("error", .string(e))) }
+        return .object(m)
+    }
+
+    /// Waits (watching the task's pointer, not polling) until the task finishes or `timeout`.
+    public func result(_ id: String, timeout: Duration) async throws -> TaskResult {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let (rec, version) = try await record(id)
+            switch rec.status {
+            case .done: return .done(rec.result ?? .null)
+            case .failed: return .failed(rec.error ?? "failed")
+            default: break
+            }
+            let remaining = ContinuousClock.now.duration(to: deadline)
+            guard remaining > .zero, node.state == .running else { return .pending(try await info(id, rec)) }
+            _ = try await node.watch([(Self.pointer(id), version)], timeout: remaining)
+        }
+    }
+}
