@@ -24,6 +24,9 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
         var writeIndex: [String: Int] = [:]
     }
 
+    /// Pointers per read request (`Limits.batchReadMax` of a node).
+    static var batchMax: Int { 1_000 }
+
     let backend: B
     let priority: Timestamp?
     let state = Mutex(State())
@@ -66,7 +69,8 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
         let wanted = missing
         let (task, mine) = state.withLock { s in
             if let t = s.beginTask { return (t, false) }
-            let t = Task { try await backend.begin(priority: priority, reads: wanted) }
+            let first = Array(wanted.prefix(Self.batchMax))
+            let t = Task { try await backend.begin(priority: priority, reads: first) }
             s.beginTask = t
             return (t, true)
         }
@@ -75,7 +79,14 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
             s.handle = begun.handle
             s.rv = begun.rv
         }
-        let fetched = mine ? begun.values : try await backend.read(begun.handle, missing)
+        // A node answers at most `batchReadMax` pointers per request (API.md's limit).
+        var fetched: [String: ReadValue] = mine ? begun.values : [:]
+        var rest = mine ? Array(missing.dropFirst(Self.batchMax)) : missing
+        while !rest.isEmpty {
+            let part = Array(rest.prefix(Self.batchMax))
+            rest.removeFirst(part.count)
+            for (p, r) in try await backend.read(begun.handle, part) { fetched[p] = r }
+        }
         state.withLock { s in
             for p in missing {
                 let r = fetched[p] ?? ReadValue(value: nil, version: nil)

@@ -53,6 +53,7 @@ public struct TransactionalMemory<B: TransactionBackend>: Sendable {
         var priority: Timestamp?
         var conflictAttempts = 0
         while true {
+            try Task.checkCancellation()
             report.attempts += 1
             let tx = ClientTransaction(backend: backend, priority: priority)
             do {

@@ -64,6 +64,13 @@ public func codePointLess(_ a: String, _ b: String) -> Bool {
     a.utf8.lexicographicallyPrecedes(b.utf8)
 }
 
+/// Key equality by code points. Swift's `==` on strings is canonical equivalence ("é" equals
+/// "e" + U+0301), which would disagree with the ordering and hashing used here.
+@inlinable
+public func codePointEqual(_ a: String, _ b: String) -> Bool {
+    a.utf8.elementsEqual(b.utf8)
+}
+
 extension JSONValue {
     static func int(_ n: Int) -> JSONValue { .number(String(n)) }
 

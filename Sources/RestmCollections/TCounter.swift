@@ -12,7 +12,7 @@ public struct TCounter: Sendable, Hashable {
 
     public init(_ name: String, stripes: Int = 16) throws {
         self.name = try Names.validate(name)
-        guard (1...1024).contains(stripes) else { throw CollectionError.limit("a counter has 1–1024 stripes") }
+        guard (1...256).contains(stripes) else { throw CollectionError.limit("a counter has 1–256 stripes") }
         self.stripes = stripes
     }
 

@@ -66,7 +66,7 @@ public struct TMap: Sendable, Hashable {
     }
 
     public func get(_ tx: any Transaction, _ key: String) async throws -> JSONValue? {
-        try await leaf(tx, key).entries.first(where: { $0.0 == key })?.1
+        try await leaf(tx, key).entries.first(where: { codePointEqual($0.0, key) })?.1
     }
 
     public func contains(_ tx: any Transaction, _ key: String) async throws -> Bool {
@@ -77,7 +77,7 @@ public struct TMap: Sendable, Hashable {
     @discardableResult
     public func put(_ tx: any Transaction, _ key: String, _ value: JSONValue) async throws -> JSONValue? {
         var (path, entries) = try await leaf(tx, key)
-        if let i = entries.firstIndex(where: { $0.0 == key }) {
+        if let i = entries.firstIndex(where: { codePointEqual($0.0, key) }) {
             let old = entries[i].1
             entries[i].1 = value
             try await tx.write(node(path), Self.leafValue(entries))
@@ -106,7 +106,7 @@ public struct TMap: Sendable, Hashable {
     @discardableResult
     public func remove(_ tx: any Transaction, _ key: String) async throws -> JSONValue? {
         var (path, entries) = try await leaf(tx, key)
-        guard let i = entries.firstIndex(where: { $0.0 == key }) else { return nil }
+        guard let i = entries.firstIndex(where: { codePointEqual($0.0, key) }) else { return nil }
         let old = entries.remove(at: i).1
         if entries.isEmpty {
             try await tx.delete(node(path))

@@ -120,7 +120,7 @@ public struct TSortedMap: Sendable, Hashable {
     public func get(_ tx: any Transaction, _ key: String) async throws -> JSONValue? {
         guard case .leaf(let keys, let values, _) = try await descend(tx, key).last!.node else { return nil }
         let i = Self.lowerBound(keys, key)
-        return i < keys.count && keys[i] == key ? values[i] : nil
+        return i < keys.count && codePointEqual(keys[i], key) ? values[i] : nil
     }
 
     public func contains(_ tx: any Transaction, _ key: String) async throws -> Bool {
@@ -134,7 +134,7 @@ public struct TSortedMap: Sendable, Hashable {
         let leaf = path.removeLast()
         guard case .leaf(var keys, var values, let next) = leaf.node else { fatalError("descend ends at a leaf") }
         let i = Self.lowerBound(keys, key)
-        if i < keys.count, keys[i] == key {
+        if i < keys.count, codePointEqual(keys[i], key) {
             let old = values[i]
             values[i] = value
             try await tx.write(leaf.id, Node.leaf(keys: keys, values: values, next: next).value)
@@ -189,7 +189,7 @@ public struct TSortedMap: Sendable, Hashable {
         let leaf = try await descend(tx, key).last!
         guard case .leaf(var keys, var values, let next) = leaf.node else { return nil }
         let i = Self.lowerBound(keys, key)
-        guard i < keys.count, keys[i] == key else { return nil }
+        guard i < keys.count, codePointEqual(keys[i], key) else { return nil }
         keys.remove(at: i)
         let old = values.remove(at: i)
         try await tx.write(leaf.id, Node.leaf(keys: keys, values: values, next: next).value)

@@ -23,7 +23,7 @@ extension Node {
             guard remaining > .zero, let current = registered else { return [] }
             let fired = await watches.wait(current, timeout: remaining)
             registered = nil
-            if !fired || state != .running { return [] }
+            if !fired || state != .running || Task.isCancelled { return [] }
             // Something was written: register again before re-reading, then compare.
             registered = watches.register(expected.map(\.0))
             if registered == nil { return try await changedPointers(expected) }

@@ -8,7 +8,7 @@ import Synchronization
 final class WatchHub: Sendable {
     struct State: ~Copyable {
         var byPointer: [String: Set<UInt64>] = [:]
-        var watchers: [UInt64: (ptrs: [String], continuation: CheckedContinuation<Bool, Never>?, fired: Bool)] = [:]
+        var watchers: [UInt64: (ptrs: [String], continuation: CheckedContinuation<Bool, Never>?, fired: Bool, timer: Task<Void, Never>?)] = [:]
         var nextID: UInt64 = 1
     }
 
@@ -28,45 +28,65 @@ final class WatchHub: Sendable {
             guard s.watchers.count < watchersMax else { return nil }
             let id = s.nextID
             s.nextID += 1
-            s.watchers[id] = (ptrs, nil, false)
+            s.watchers[id] = (ptrs, nil, false, nil)
             for p in ptrs { s.byPointer[p, default: []].insert(id) }
             return id
         }
     }
 
-    /// Waits until a commit writes one of the watcher's pointers (true) or the timeout
-    /// passes (false). Unregisters the watcher either way.
+    /// Waits until a commit writes one of the watcher's pointers (true), or the timeout
+    /// passes or the waiting task is cancelled (false). Unregisters the watcher either way.
     func wait(_ id: UInt64, timeout: Duration) async -> Bool {
-        let fired: Bool = await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
-            let immediate: Bool? = state.withLock { s in
-                guard var w = s.watchers[id] else { return false }
-                if w.fired { return true }
-                w.continuation = c
-                s.watchers[id] = w
-                return nil
-            }
-            if let immediate {
-                c.resume(returning: immediate)
-                return
-            }
-            Task {
-                try? await Task.sleep(for: timeout)
-                let pending: CheckedContinuation<Bool, Never>? = self.state.withLock { s in
-                    guard var w = s.watchers[id], let c = w.continuation else { return nil }
-                    w.continuation = nil
+        let fired: Bool = await withTaskCancellationHandler {
+            await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
+                let immediate: Bool? = state.withLock { s in
+                    guard var w = s.watchers[id] else { return false }
+                    if w.fired { return true }
+                    w.continuation = c
+                    // The timer is cancelled when the watcher goes, so none lingers.
+                    w.timer = Task {
+                        try? await Task.sleep(for: timeout)
+                        guard !Task.isCancelled else { return }
+                        self.expire(id)
+                    }
                     s.watchers[id] = w
-                    return c
+                    return nil
                 }
-                pending?.resume(returning: false)
+                if let immediate { c.resume(returning: immediate) }
             }
+        } onCancel: {
+            self.expire(id)
         }
         unregister(id)
         return fired
     }
 
+    /// Ends a wait with false (timeout or cancellation), if it is still waiting; a wait that
+    /// has not parked yet finds the watcher gone and returns at once.
+    private func expire(_ id: UInt64) {
+        let pending: CheckedContinuation<Bool, Never>? = state.withLock { s in
+            guard var w = s.watchers[id] else { return nil }
+            guard let c = w.continuation else {
+                if !w.fired {
+                    s.watchers.removeValue(forKey: id)
+                    for p in w.ptrs {
+                        s.byPointer[p]?.remove(id)
+                        if s.byPointer[p]?.isEmpty == true { s.byPointer.removeValue(forKey: p) }
+                    }
+                }
+                return nil
+            }
+            w.continuation = nil
+            s.watchers[id] = w
+            return c
+        }
+        pending?.resume(returning: false)
+    }
+
     func unregister(_ id: UInt64) {
         state.withLock { s in
             guard let w = s.watchers.removeValue(forKey: id) else { return }
+            w.timer?.cancel()
             for p in w.ptrs {
                 s.byPointer[p]?.remove(id)
                 if s.byPointer[p]?.isEmpty == true { s.byPointer.removeValue(forKey: p) }

@@ -241,8 +241,14 @@ public final class TaskService: Sendable {
         }
         defer { heartbeat.cancel() }
         do {
-            let outcome = try await step.value
+            // Stopping the worker stops its step (like a killed process: nothing is recorded).
+            let outcome = try await withTaskCancellationHandler {
+                try await step.value
+            } onCancel: {
+                step.cancel()
+            }
             heartbeat.cancel()
+            guard active else { return }
             switch outcome {
             case .done(let result, let deleting):
                 try await finish(c, result: result, deleting: deleting)
@@ -340,6 +346,7 @@ public final class TaskService: Sendable {
             rec.phase = .reduce
             rec.children = ids
             rec.pending = ids.count
+            rec.attempts = 0  // runs are counted per phase
             rec.state = state
             rec.updated = self.now
             try await tx.write(Self.pointer(c.id), rec.value)

@@ -112,7 +112,7 @@ import Testing
             #expect(throws: Never.self) { try TList(good) }
         }
         #expect(throws: CollectionError.self) { try TCounter("c", stripes: 0) }
-        #expect(throws: CollectionError.self) { try TCounter("c", stripes: 1025) }
+        #expect(throws: CollectionError.self) { try TCounter("c", stripes: 257) }
         #expect(throws: CollectionError.self) { try TMap("m", leafEntriesMax: 1) }
         #expect(throws: CollectionError.self) { try TSortedMap("s", leafEntriesMax: 2) }
         #expect(throws: CollectionError.self) { try TSortedMap("s", childrenMax: 2) }

@@ -1,0 +1,171 @@
+import RestmClient
+import RestmCollections
+import RestmCore
+import RestmNode
+import RestmStore
+@testable import RestmTasks
+import RestmTestSupport
+import Synchronization
+import Testing
+
+/// Tasks: subtasks and reducers, failures, dead workers, unknown kinds, the sort demo.
+@Suite struct TasksTests {
+    static func node() async throws -> Node {
+        var c = NodeConfiguration()
+        c.shardCount = 8
+        return try await Node.open(store: MemoryStore(), configuration: c)
+    }
+
+    static func config(leaseMs: Int = 10_000, workers: Int = 3) -> TaskConfiguration {
+        var t = TaskConfiguration()
+        t.leaseMs = leaseMs
+        t.workers = workers
+        return t
+    }
+
+    static func await(_ s: TaskService, _ id: String, seconds: Int = 30) async throws -> TaskResult {
+        try await s.result(id, timeout: .seconds(seconds))
+    }
+
+    @Test func subtasksAndReducersComputeTheRightSum() async throws {
+        let node = try await Self.node()
+        let service = TaskService(node: node, kinds: TaskKinds(SortDemo.kinds), configuration: Self.config())
+        service.start()
+        let id = try await service.submit(TaskSpec(kind: "demo.sum", input: .object([("from", .number("0")), ("to", .number("5000")), ("leaf", .number("100")), ("fanout", .number("3"))])))
+        let r = try await Self.await(service, id)
+        guard case .done(let v) = r else { Issue.record("not done: \(r)"); return }
+        #expect(v.intValue == (0..<5000).reduce(0, +))
+        let info = try await service.info(id)
+        #expect(info["status"]?.stringValue == "done")
+        #expect(info["progress"]?["done"]?.intValue == info["progress"]?["total"]?.intValue)
+        #expect((info["progress"]?["total"]?.intValue ?? 0) > 40, "the tree has many subtasks")
+        await service.stop()
+    }
+
+    @Test func unknownKindsAreRefusedAndNeverRun() async throws {
+        let node = try await Self.node()
+        let service = TaskService(node: node, kinds: TaskKinds(SortDemo.kinds), configuration: Self.config())
+        await #expect(throws: RestmError.self) { try await service.submit(TaskSpec(kind: "rm -rf", input: .null)) }
+        do {
+            _ = try await service.submit(TaskSpec(kind: "nope", input: .null))
+        } catch let e as RestmError {
+            #expect(e.code == .unknownKind)
+            #expect(e.httpStatus == 400)
+        }
+    }
+
+    @Test func aFailingLeafIsRetriedThenFailsItsAncestors() async throws {
+        let node = try await Self.node()
+        let runs = Counter()
+        let kinds = TaskKinds(SortDemo.kinds)
+        kinds.register(TaskKind("flaky", run: { ctx in
+            runs.add()
+            if ctx.attempt < 2 { throw TaskFailure("first run fails") }
+            return .done(.string("ok on run \(ctx.attempt)"))
+        }))
+        let service = TaskService(node: node, kinds: kinds, configuration: Self.config())
+        service.start()
+        let flaky = try await service.submit(TaskSpec(kind: "flaky", input: .null))
+        guard case .done(let v) = try await Self.await(service, flaky) else { Issue.record("flaky did not finish"); return }
+        #expect(v.stringValue == "ok on run 2")
+        #expect(runs.count == 2)
+
+        let sum = try await service.submit(TaskSpec(kind: "demo.sum", input: .object([("from", .number("0")), ("to", .number("1000")), ("leaf", .number("100")), ("fail", .number("555"))])))
+        let r = try await Self.await(service, sum)
+        guard case .failed(let why) = r else { Issue.record("expected a failure, got \(r)"); return }
+        #expect(why.contains("asked to fail at 555"), "\(why)")
+        await service.stop()
+    }
+
+    /// A worker that dies mid-task (it stops without recording anything, like a killed
+    /// process) has its claim lapse; another worker runs the task again to the right result.
+    @Test func aDeadWorkersTaskRunsAgain() async throws {
+        let node = try await Self.node()
+        let runs = Counter()
+        let kinds = TaskKinds(SortDemo.kinds)
+        kinds.register(TaskKind("slow-double", run: { ctx in
+            runs.add()
+            if ctx.attempt == 1 {
+                // The first run hangs until its worker is killed.
+                try await Task.sleep(for: .seconds(60))
+            }
+            return .done(.number(String((ctx.input.intValue ?? 0) * 2)))
+        }))
+        let first = TaskService(node: node, kinds: kinds, configuration: Self.config(leaseMs: 300, workers: 1))
+        first.start()
+        let id = try await first.submit(TaskSpec(kind: "slow-double", input: .number("21")))
+        while runs.count == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        // Kill the worker: its step is cancelled and nothing is recorded; the claim stays.
+        await first.stop()
+        let info = try await first.info(id)
+        #expect(info["status"]?.stringValue == "running")
+        let second = TaskService(node: node, kinds: kinds, configuration: Self.config(leaseMs: 300, workers: 1))
+        second.start()
+        guard case .done(let v) = try await Self.await(second, id) else { Issue.record("not re-run"); return }
+        #expect(v.intValue == 42)
+        #expect(runs.count == 2)
+        await second.stop()
+    }
+
+    /// A slow worker whose claim was taken over cannot record its (late) result.
+    @Test func aTakenOverClaimCannotRecord() async throws {
+        let node = try await Self.node()
+        let service = TaskService(node: node, kinds: TaskKinds(SortDemo.kinds), configuration: Self.config(leaseMs: 200, workers: 1))
+        let id = try await service.submit(TaskSpec(kind: "demo.sum", input: .object([("from", .number("1")), ("to", .number("3"))])))
+        // Claim by hand, then let the lease lapse without renewing it.
+        guard let stale = try await service.claim() else { Issue.record("nothing to claim"); return }
+        #expect(stale.id == id)
+        try await Task.sleep(for: .milliseconds(300))
+        service.start()
+        guard case .done(let v) = try await Self.await(service, id) else { Issue.record("not re-run"); return }
+        #expect(v.intValue == 3)
+        try await service.finish(stale, result: .number("999"), deleting: [])
+        guard case .done(let again) = try await Self.await(service, id) else { Issue.record("changed state"); return }
+        #expect(again.intValue == 3, "the stale worker's result must be dropped")
+        await service.stop()
+    }
+
+    @Test func sortOf10000IsSortedAndComplete() async throws {
+        let node = try await Self.node()
+        let service = TaskService(node: node, kinds: TaskKinds(SortDemo.kinds), configuration: Self.config())
+        service.start()
+        let id = try await service.submit(TaskSpec(kind: "demo.sort", input: .object([("n", .number("10000")), ("seed", .number("7")), ("leaf", .number("1000"))])))
+        guard case .done(let r) = try await Self.await(service, id, seconds: 60) else { Issue.record("sort did not finish"); return }
+        #expect(r["total"]?.intValue == 10_000)
+        #expect(r["sorted"]?.boolValue == true)
+        var expected = Array(SortDemo.Strings(n: 10_000, seed: 7))
+        expected.sort(by: codePointLess)
+        var got: [String] = []
+        while got.count < 10_000 {
+            guard let (total, items) = try await SortDemo.page(id, offset: got.count, limit: 1000, on: service) else { break }
+            #expect(total == 10_000)
+            got += items
+        }
+        #expect(got == expected)
+        // The scratch runs of the subtasks were deleted as they were merged.
+        let left = try await node.list(prefix: "run.", after: nil, limit: 1000).ptrs
+        let kept = Set(left.map { $0.split(separator: "~").first.map(String.init) ?? $0 })
+        #expect(kept.count == 1, "only the final run remains: \(kept)")
+        await service.stop()
+    }
+
+    @Test func givenStringsAreSortedByCodePoints() async throws {
+        let node = try await Self.node()
+        let service = TaskService(node: node, kinds: TaskKinds(SortDemo.kinds), configuration: Self.config())
+        service.start()
+        var rng = SeededRandom.fromEnvironment()
+        let alphabet: [String] = ["a", "B", "é", "e\u{301}", "😀", "ｚ", "", "Z", "ä", "0"]
+        let strings = (0..<3000).map { _ in (0..<Int.random(in: 0...4, using: &rng)).map { _ in alphabet.randomElement(using: &rng)! }.joined() }
+        let id = try await SortDemo.submit(strings, on: service)
+        guard case .done = try await Self.await(service, id, seconds: 60) else { Issue.record("sort did not finish, seed \(rng.seed)"); return }
+        guard let (total, _) = try await SortDemo.page(id, offset: 0, limit: 1, on: service) else { Issue.record("no result"); return }
+        var got: [String] = []
+        while got.count < total {
+            guard let (_, items) = try await SortDemo.page(id, offset: got.count, limit: 1000, on: service) else { break }
+            got += items
+        }
+        let expected = strings.sorted { Array($0.unicodeScalars.map(\.value)).lexicographicallyPrecedes(Array($1.unicodeScalars.map(\.value))) }
+        #expect(got.map { Array($0.utf8) } == expected.map { Array($0.utf8) }, "seed \(rng.seed)")
+        await service.stop()
+    }
+}
