@@ -35,6 +35,9 @@ public struct Limits: Sendable {
     public var watchPointersMax: Int = 1_000
     /// Pointers (version chains) kept in memory per shard before cold ones are evicted.
     public var pointersInMemoryPerShardMax: Int = 32_768
+    /// Bytes of values kept in memory per shard (64 shards: 512 MiB) before cold pointers are
+    /// evicted; with large values this, not the pointer count, bounds memory.
+    public var valueBytesInMemoryPerShardMax: Int = 8 << 20
     /// Versions kept in memory per pointer; older ones are read from the store.
     public var versionsInMemoryPerPointerMax: Int = 8
     /// Entries of a shard's timestamp cache before the oldest are folded into its floor.

@@ -70,12 +70,17 @@ public struct ShardState: Sendable {
         var waiters: [UInt64] = []
 
         var pinned: Bool { intent != nil || !waiters.isEmpty }
+
+        /// Bytes this entry holds in memory, for the shard's byte budget: values and a fixed
+        /// overhead per version.
+        var bytes: Int { versions.reduce(0) { $0 + 64 + ($1.value?.utf8.count ?? 0) } }
     }
 
     public let node: UInt16
     public let pointersMax: Int
     public let versionsPerPointerMax: Int
     public let timestampCacheMax: Int
+    public let bytesMax: Int
 
     var entries: [String: Entry] = [:]
     var readTimestamps: [String: Timestamp] = [:]
@@ -86,6 +91,8 @@ public struct ShardState: Sendable {
     public private(set) var generation: UInt64 = 0
     public private(set) var waiterCount = 0
     public private(set) var intentCount = 0
+    /// Sum of the resident entries' `bytes`.
+    public private(set) var residentBytes = 0
 
     public init(node: UInt16, floor: Timestamp = .zero, limits: Limits = Limits()) {
         self.node = node
@@ -93,6 +100,7 @@ public struct ShardState: Sendable {
         self.pointersMax = limits.pointersInMemoryPerShardMax
         self.versionsPerPointerMax = max(1, limits.versionsInMemoryPerPointerMax)
         self.timestampCacheMax = limits.timestampCacheEntriesPerShardMax
+        self.bytesMax = limits.valueBytesInMemoryPerShardMax
     }
 
     public var residentCount: Int { entries.count }
@@ -144,21 +152,25 @@ public struct ShardState: Sendable {
     public mutating func install(_ ptr: String, newest: Version?, generationAtLoad: UInt64) -> Bool {
         if entries[ptr] != nil { return true }
         guard generationAtLoad == generation else { return false }
-        if let v = newest {
-            entries[ptr] = Entry(versions: [v], complete: false)
-        } else {
-            entries[ptr] = Entry(versions: [], complete: true)
-        }
+        let e = newest.map { Entry(versions: [$0], complete: false) } ?? Entry(versions: [], complete: true)
+        residentBytes += e.bytes
+        entries[ptr] = e
         return true
     }
 
-    /// Evicts cold pointers when more than the limit are resident.
+    /// Evicts cold pointers when more than the limit are resident, or their values take more
+    /// than the byte budget.
     public mutating func evictIfNeeded() {
         if entries.count > pointersMax { evictEntries() }
+        // Large values: evict in rounds until under budget (pinned entries stay).
+        var rounds = 0
+        while residentBytes > bytesMax, rounds < 16, evictEntries() { rounds += 1 }
     }
 
-    /// Evicts about an eighth of the entries that hold no intent and no waiter.
-    mutating func evictEntries() {
+    /// Evicts about an eighth of the entries that hold no intent and no waiter; false when
+    /// none could go.
+    @discardableResult
+    mutating func evictEntries() -> Bool {
         let n = max(1, entries.count / 8)
         var victims: [String] = []
         victims.reserveCapacity(n)
@@ -166,9 +178,12 @@ public struct ShardState: Sendable {
             victims.append(k)
             if victims.count >= n { break }
         }
-        guard !victims.isEmpty else { return }
-        for k in victims { entries.removeValue(forKey: k) }
+        guard !victims.isEmpty else { return false }
+        for k in victims {
+            if let e = entries.removeValue(forKey: k) { residentBytes -= e.bytes }
+        }
         generation &+= 1
+        return true
     }
 
     // MARK: reads
@@ -288,11 +303,13 @@ public struct ShardState: Sendable {
             precondition(e.versions.first.map { $0.ts < ct } ?? true, "commit timestamp below the newest version")
             e.intent = nil
             intentCount -= 1
+            residentBytes -= e.bytes
             e.versions.insert(Version(ts: ct, txn: txn, value: i.value), at: 0)
             if e.versions.count > versionsPerPointerMax {
                 e.versions.removeLast(e.versions.count - versionsPerPointerMax)
                 e.complete = false
             }
+            residentBytes += e.bytes
             wake.append(contentsOf: e.waiters)
             waiterCount -= e.waiters.count
             e.waiters = []
@@ -332,6 +349,7 @@ public struct ShardState: Sendable {
             waiters += e.waiters.count
         }
         precondition(intents == intentCount, "intent count drifted")
+        precondition(entries.values.reduce(0) { $0 + $1.bytes } == residentBytes, "resident bytes drifted")
         precondition(waiters == waiterCount, "waiter count drifted")
     }
 }

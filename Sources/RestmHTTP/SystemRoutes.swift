@@ -147,6 +147,7 @@ struct MetricsReport {
         scalars.int("inflightCommits", node.inflightCommitCount)
         scalars.int("commitQueueDepth", node.commitQueueDepth)
         scalars.int("pointersInMemory", totals.resident)
+        scalars.int("valueBytesInMemory", node.residentBytes)
         scalars.int("timestampCacheEntries", totals.cached)
         scalars.int("intents", totals.intents)
         scalars.int("waiters", totals.waiters)
@@ -192,6 +193,7 @@ struct MetricsReport {
         let totals = node.shardTotals
         gauge("restm_open_txns", "Open transactions.", node.openTransactions)
         gauge("restm_pointers_in_memory", "Pointers resident in memory.", totals.resident)
+        gauge("restm_value_bytes_in_memory", "Bytes of values resident in memory.", node.residentBytes)
         gauge("restm_timestamp_cache_entries", "Entries of the timestamp caches.", totals.cached)
         gauge("restm_intents", "Write intents held.", totals.intents)
         gauge("restm_waiters", "Reads waiting on intents.", totals.waiters)

@@ -231,7 +231,10 @@ extension Node {
         // Nobody may see the version before the clock has passed it.
         observe(ct)
         for p in parts where !p.writes.isEmpty {
-            p.shard.stepWaking { $0.apply(txn: t.id, ct: ct, ptrs: p.writes.map(\.ptr)) }
+            p.shard.stepWaking { e in
+                defer { e.evictIfNeeded() }
+                return e.apply(txn: t.id, ct: ct, ptrs: p.writes.map(\.ptr))
+            }
         }
         for p in parts where !p.writes.isEmpty { watches.notify(p.writes.map(\.ptr)) }
         metrics.count("txn_committed")

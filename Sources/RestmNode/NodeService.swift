@@ -68,6 +68,13 @@ extension Node {
     public var inflightCommitCount: Int { inflightCommits.load(ordering: .relaxed) }
     public var commitQueueDepth: Int { writer.queueDepth }
 
+    /// Bytes of values held in memory over all shards.
+    public var residentBytes: Int {
+        var n = 0
+        for s in shards { s.step { n += $0.residentBytes } }
+        return n
+    }
+
     /// Totals over shards: resident pointers, timestamp-cache entries, intents, waiters.
     public var shardTotals: (resident: Int, cached: Int, intents: Int, waiters: Int) {
         var r = (0, 0, 0, 0)

@@ -207,6 +207,20 @@ import Testing
         #expect(!stale && fresh)
     }
 
+    @Test func largeValuesAreEvictedToStayWithinTheByteBudget() {
+        var limits = Limits()
+        limits.valueBytesInMemoryPerShardMax = 100_000
+        var s = ShardState(node: 1, limits: limits)
+        let big = String(repeating: "x", count: 10_000)
+        for i in 0..<100 {
+            _ = s.install("p\(i)", newest: Version(ts: ts(UInt64(i + 1)), txn: "t", value: big), generationAtLoad: s.generation)
+            s.evictIfNeeded()
+            #expect(s.residentBytes <= 100_000)
+        }
+        #expect(s.residentCount < 100)
+        s.checkInvariants()
+    }
+
     @Test func evictionNeverDropsPinnedPointers() {
         var limits = Limits()
         limits.pointersInMemoryPerShardMax = 8
