@@ -54,6 +54,13 @@ public struct Limits: Sendable {
     public var ceilingLeadMs: Int = 2_000
     /// Snapshot reads (`?at=`) reach back this far; older answers 410 `pruned`.
     public var retentionMs: Int = 600_000
+    /// Version GC: a pass over every pointer starts this long after the last one ended.
+    public var gcPassIntervalMs: Int = 1_000
+    /// Pointers pruned per GC step (one store transaction, which commits wait behind).
+    public var gcPointersPerStep: Int = 256
+    /// Records of committed transactions are kept this long (for `GET /txn/{t}` and the
+    /// resolution of unknown outcomes), and at least as long as the retention window.
+    public var txnRecordRetentionMs: Int = 3_600_000
     /// Entries kept in `/sys/logs`.
     public var logEntriesMax: Int = 1_000
     /// Longest `limit` of history and listing pages.

@@ -149,6 +149,12 @@ extension Node {
     public func history(_ ptr: String, before: Timestamp?, limit: Int) async throws -> [Version] {
         try PointerID.validate(ptr)
         let n = max(1, min(limit, limits.pageItemsMax))
+        if let before {
+            let oldest = physicalMillis > UInt64(limits.retentionMs) ? physicalMillis - UInt64(limits.retentionMs) : 0
+            guard before.wallMillis >= oldest else {
+                throw RestmError(.pruned, "\(before.text) is older than the retention window of \(limits.retentionMs / 1000) s")
+            }
+        }
         return try await storeCall("history") { try self.store.history(ptr, before: before, limit: n) }
     }
 

@@ -89,12 +89,15 @@ extension Node {
             loaded = nil
             switch step {
             case .found(let v):
+                try checkNotPruned(rv, txn: txn)
                 return v
             case .load(let generation):
                 let newest = try await storeCall("load") { try self.store.newest(ptr) }
                 loaded = (newest, generation)
             case .store:
-                return try await storeCall("load_at") { try self.store.version(ptr, atOrBefore: rv) }
+                let v = try await storeCall("load_at") { try self.store.version(ptr, atOrBefore: rv) }
+                try checkNotPruned(rv, txn: txn)
+                return v
             case .waited(.woken):
                 continue
             case .waited(.timedOut):

@@ -70,6 +70,9 @@ public final class Node: Sendable {
     let committingTxns = Mutex<Set<String>>([])
     let sequence = Atomic<UInt64>(0)
     let io = DispatchQueue(label: "restm.store-readers", attributes: .concurrent)
+    /// Version GC: its published cut (raw timestamp) and progress.
+    let gcCutRaw = Atomic<UInt64>(0)
+    let gc = Mutex(GCStatus())
 
     init(store: any Store, configuration: NodeConfiguration, incarnation: UInt64, ceiling: Timestamp, logger: Logger) {
         self.configuration = configuration

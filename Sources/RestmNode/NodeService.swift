@@ -102,10 +102,23 @@ public struct NodeService: Service {
     }
 
     public func run() async throws {
+        let node = self.node
+        let interval = self.interval
         await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                await node.sweep()
-                try? await Task.sleep(for: interval)
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    while !Task.isCancelled {
+                        await node.sweep()
+                        try? await Task.sleep(for: interval)
+                    }
+                }
+                // Version GC in its own loop, so a long step never delays the ceiling.
+                group.addTask {
+                    while !Task.isCancelled {
+                        await node.gcTick()
+                        try? await Task.sleep(for: .milliseconds(100))
+                    }
+                }
             }
         }
         await node.shutdown()

@@ -114,6 +114,36 @@ public final class MemoryStore: Store {
         state.withLock { s in if ts > s.ceiling { s.ceiling = ts } }
     }
 
+    public func prune(after: String?, limit: Int, cut: Timestamp) throws -> PruneStep {
+        state.withLock { s in
+            let ptrs = s.versions.keys.filter { after == nil || $0 > after! }.sorted().prefix(limit)
+            var deleted = 0
+            for p in ptrs {
+                guard var vs = s.versions[p], let keep = vs.firstIndex(where: { $0.ts <= cut }) else { continue }
+                deleted += vs.count - keep - 1
+                vs.removeLast(vs.count - keep - 1)
+                if keep == 0, vs[0].value == nil {
+                    vs.removeAll()
+                    deleted += 1
+                }
+                s.versions[p] = vs.isEmpty ? nil : vs
+            }
+            return PruneStep(visited: ptrs.count, last: ptrs.last ?? after, deleted: deleted)
+        }
+    }
+
+    public func pruneRecords(before cut: Timestamp, limit: Int) throws -> Int {
+        state.withLock { s in
+            var n = 0
+            for (id, r) in s.records {
+                guard n < limit, case .committed(let ts) = r, ts < cut else { continue }
+                s.records.removeValue(forKey: id)
+                n += 1
+            }
+            return n
+        }
+    }
+
     public func stats() throws -> StoreStats {
         state.withLock { s in
             StoreStats(versions: s.versions.values.reduce(0) { $0 + $1.count }, txnRecords: s.records.count, bytes: 0)

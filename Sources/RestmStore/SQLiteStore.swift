@@ -61,6 +61,7 @@ public final class SQLiteStore: Store, @unchecked Sendable {
             CREATE TABLE IF NOT EXISTS txns (
                 id TEXT PRIMARY KEY, status INTEGER NOT NULL, ts TEXT) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+            CREATE INDEX IF NOT EXISTS txns_by_ts ON txns (ts) WHERE status = 1;
             """)
         writer = Mutex(conn)
     }
@@ -222,6 +223,49 @@ public final class SQLiteStore: Store, @unchecked Sendable {
             try db.run(
                 "INSERT INTO meta (key, value) VALUES ('ceiling', ?) ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)",
                 [.text(ts.text)])
+        }
+    }
+
+    public func prune(after: String?, limit: Int, cut: Timestamp) throws -> PruneStep {
+        try writer.withLock { db in
+            try db.exec("BEGIN IMMEDIATE")
+            do {
+                var visited = 0
+                var deleted = 0
+                var last = after
+                let c = SQLiteBind.text(cut.text)
+                while visited < limit {
+                    // The next pointer id: an index seek, however many versions each has.
+                    let next: String?
+                    if let l = last {
+                        next = try db.query("SELECT ptr FROM versions WHERE ptr > ? ORDER BY ptr LIMIT 1", [.text(l)]) { $0.text(0) }.first ?? nil
+                    } else {
+                        next = try db.query("SELECT ptr FROM versions ORDER BY ptr LIMIT 1") { $0.text(0) }.first ?? nil
+                    }
+                    guard let p = next else { break }
+                    visited += 1
+                    last = p
+                    deleted += try db.run(
+                        "DELETE FROM versions WHERE ptr = ?1 AND ts < (SELECT max(ts) FROM versions WHERE ptr = ?1 AND ts <= ?2)",
+                        [.text(p), c])
+                    deleted += try db.run(
+                        "DELETE FROM versions WHERE ptr = ?1 AND ts <= ?2 AND value IS NULL AND ts = (SELECT max(ts) FROM versions WHERE ptr = ?1)",
+                        [.text(p), c])
+                }
+                try db.exec("COMMIT")
+                return PruneStep(visited: visited, last: last, deleted: deleted)
+            } catch {
+                try? db.exec("ROLLBACK")
+                throw error
+            }
+        }
+    }
+
+    public func pruneRecords(before cut: Timestamp, limit: Int) throws -> Int {
+        try writer.withLock { db in
+            try db.run(
+                "DELETE FROM txns WHERE id IN (SELECT id FROM txns WHERE status = 1 AND ts < ? ORDER BY ts LIMIT ?)",
+                [.text(cut.text), .int(Int64(limit))])
         }
     }
 

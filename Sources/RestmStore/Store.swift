@@ -81,9 +81,29 @@ public protocol Store: AnyObject, Sendable {
     func startIncarnation() throws -> (incarnation: UInt64, ceiling: Timestamp)
     /// Raises the durable timestamp ceiling.
     func raiseCeiling(_ ts: Timestamp) throws
+    /// Version GC, one step: visits up to `limit` pointers in id order after `after` (nil:
+    /// from the first) and deletes, for each, every version older than its newest version at
+    /// or below `cut` — and that one too when it is a delete and nothing newer exists. So every
+    /// read at or after `cut` answers as before. Answers the pointers visited (fewer than
+    /// `limit`: the pass is complete), the last one (the next cursor) and versions deleted.
+    func prune(after: String?, limit: Int, cut: Timestamp) throws -> PruneStep
+    /// Deletes up to `limit` records of transactions committed before `cut`; answers how many.
+    func pruneRecords(before cut: Timestamp, limit: Int) throws -> Int
     /// Counts for `/sys/info` and metrics.
     func stats() throws -> StoreStats
     func close()
+}
+
+public struct PruneStep: Sendable, Equatable {
+    public var visited: Int
+    public var last: String?
+    public var deleted: Int
+
+    public init(visited: Int, last: String?, deleted: Int) {
+        self.visited = visited
+        self.last = last
+        self.deleted = deleted
+    }
 }
 
 public struct StoreStats: Sendable {
