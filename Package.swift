@@ -106,7 +106,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RestmClientTests",
-            dependencies: ["RestmClient", "RestmNode", "RestmStore", "RestmHTTP", "RestmTestSupport",
+            dependencies: ["RestmClient", "RestmCollections", "RestmNode", "RestmStore", "RestmHTTP", "RestmTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird")],
             swiftSettings: swiftSettings
         ),

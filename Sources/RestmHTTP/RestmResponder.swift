@@ -149,7 +149,7 @@ public struct RestmResponder: HTTPResponder {
         case ("metrics", 1):
             route = "GET /metrics"
             guard method == .get else { throw methodNotAllowed() }
-            return Reply.text(MetricsReport(node: node).prometheus(), contentType: "text/plain; version=0.0.4")
+            return Reply.text(MetricsReport(node: node, tasks: tasks).prometheus(), contentType: "text/plain; version=0.0.4")
 
         case ("task", _), ("demo", _):
             if let r = try await tasksRoute(request, segments, route: &route) { return r }

@@ -3,6 +3,7 @@ import Hummingbird
 import NIOCore
 import RestmCore
 import RestmNode
+import RestmTasks
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -27,7 +28,7 @@ extension RestmResponder {
         case "metrics":
             route = "GET /sys/metrics"
             guard isGet else { break }
-            let report = MetricsReport(node: node).json()
+            let report = MetricsReport(node: node, tasks: tasks).json()
             if RequestParsing.wantsHTML(request) { return Explorer(node: node).page(title: "Metrics", json: report) }
             return Reply.json(.ok, report)
         case "shutdown":
@@ -119,6 +120,7 @@ extension RestmResponder {
 /// The figures of `/sys/metrics` (JSON) and `/metrics` (Prometheus text).
 struct MetricsReport {
     let node: Node
+    let tasks: TaskService
 
     func json() -> String {
         let snap = node.metrics.snapshot()
@@ -154,6 +156,13 @@ struct MetricsReport {
         scalars.int("groupCommitBatches", snap.batches)
         scalars.double("groupCommitAvgSize", snap.batches == 0 ? 0 : Double(snap.batchedCommits) / Double(snap.batches))
         scalars.int("uptimeMs", Int(node.physicalMillis - node.startedMillis))
+        let gc = node.gcStatus
+        scalars.int("gcPasses", gc.passes)
+        scalars.int("gcVersionsPruned", gc.versionsPruned)
+        scalars.int("gcRecordsPruned", gc.recordsPruned)
+        scalars.string("gcCut", gc.cut.text)
+        scalars.int("workers", tasks.workerCount)
+        scalars.int("taskStepsRunning", tasks.runningSteps)
         var txns = JSONObject()
         let c = snap.counters
         txns.int("begun", c["txn_begun"] ?? 0)
@@ -198,6 +207,12 @@ struct MetricsReport {
         gauge("restm_intents", "Write intents held.", totals.intents)
         gauge("restm_waiters", "Reads waiting on intents.", totals.waiters)
         gauge("restm_commit_queue_depth", "Commits queued for the store writer.", node.commitQueueDepth)
+        let gc = node.gcStatus
+        counter("restm_gc_passes_total", "Completed version-GC passes over every pointer.", gc.passes)
+        counter("restm_gc_versions_pruned_total", "Versions deleted by version GC.", gc.versionsPruned)
+        counter("restm_gc_records_pruned_total", "Transaction records deleted by version GC.", gc.recordsPruned)
+        gauge("restm_task_workers", "Task workers running.", tasks.workerCount)
+        gauge("restm_task_steps_running", "Task steps running now.", tasks.runningSteps)
         out += "# HELP restm_requests_total HTTP requests by route and outcome.\n# TYPE restm_requests_total counter\n"
         for (op, s) in (snap.ops["http"] ?? [:]).sorted(by: { $0.key < $1.key }) {
             out += "restm_requests_total{route=\"\(op)\",outcome=\"success\"} \(s.success)\n"

@@ -1,5 +1,6 @@
 import Hummingbird
 import RestmClient
+import RestmCollections
 import RestmCore
 import RestmHTTP
 import RestmNode
@@ -272,10 +273,52 @@ import Testing
             // A blind write is one round trip (POST /txn); allocation needs no round trip.
             let id = try await memory.atomically { tx in try await tx.allocate(.string("fresh")) }
             #expect(try await backend.get(id)?.value == .string("fresh"))
+            try await collectionsRunUnchanged(memory)
+            // More pointers than one batch read may name (1,000) are split into several.
+            let many = (0..<1_500).map { "http-many-\($0)" }
+            try await memory.atomically { tx in for (i, p) in many.enumerated() where i % 100 == 0 { try await tx.write(p, Self.number(i)) } }
+            let seen = try await memory.atomically { tx in try await tx.read(many) }
+            #expect(seen.count == 15 && seen["http-many-1400"]?.intValue == 1400)
             try await backend.shutdown()
             group.cancelAll()
         }
     }
+}
+
+/// The collections, written against `Transaction`, over HTTP exactly as embedded.
+func collectionsRunUnchanged<B: TransactionBackend>(_ memory: TransactionalMemory<B>) async throws {
+    let map = try TMap("http-map", leafEntriesMax: 4)
+    let sorted = try TSortedMap("http-sorted", leafEntriesMax: 4, childrenMax: 4)
+    let queue = try TQueue("http-queue")
+    let counter = try TCounter("http-counter-striped")
+    try await withThrowingTaskGroup(of: Void.self) { clients in
+        for c in 0..<4 {
+            clients.addTask {
+                for i in 0..<25 {
+                    let key = "k\(c)-\(i)"
+                    try await memory.atomically { tx in
+                        try await map.put(tx, key, .number(String(i)))
+                        try await sorted.put(tx, key, .number(String(i)))
+                        try await counter.add(tx, 1)
+                        try await queue.push(tx, .string(key))
+                    }
+                }
+            }
+        }
+        try await clients.waitForAll()
+    }
+    let (entries, count, range, total, length) = try await memory.atomically { tx in
+        (try await map.entries(tx).count, try await map.count(tx), try await sorted.range(tx).map(\.0),
+         try await counter.value(tx), try await queue.count(tx))
+    }
+    #expect(entries == 100 && count == 100 && total == 100 && length == 100)
+    #expect(range == range.sorted(by: codePointLess) && range.count == 100)
+    // A blocking pop over HTTP: drain, then wait for one more push.
+    for _ in 0..<100 { _ = try await memory.atomically { tx in try await queue.pop(tx) } }
+    async let late: JSONValue = memory.atomically { tx in try await queue.pop(tx) }
+    try await Task.sleep(for: .milliseconds(100))
+    try await memory.atomically { tx in try await queue.push(tx, .string("late")) }
+    #expect(try await late == .string("late"))
 }
 
 /// Hands the port a test server bound to (port 0) to the test.
