@@ -146,6 +146,11 @@ public struct RestmResponder: HTTPResponder {
         case ("sys", 2):
             return try await system(request, String(segments[1]), route: &route)
 
+        case ("openapi.json", 1):
+            route = "GET /openapi.json"
+            guard method == .get || method == .head else { throw methodNotAllowed() }
+            return Reply.json(.ok, OpenAPIDocument.json)
+
         case ("metrics", 1):
             route = "GET /metrics"
             guard method == .get else { throw methodNotAllowed() }
