@@ -70,7 +70,7 @@ public struct RestmResponder: HTTPResponder {
         case ("", 1), ("", 0):
             route = "GET /"
             guard method == .get || method == .head else { throw methodNotAllowed() }
-            return try await Explorer(node: node).home(request)
+            return try await Explorer(node: node, tasks: tasks).home(request)
 
         case ("ptr", 1):
             route = "POST /ptr"

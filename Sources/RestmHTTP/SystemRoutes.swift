@@ -29,7 +29,7 @@ extension RestmResponder {
             route = "GET /sys/metrics"
             guard isGet else { break }
             let report = MetricsReport(node: node, tasks: tasks).json()
-            if RequestParsing.wantsHTML(request) { return Explorer(node: node).page(title: "Metrics", json: report) }
+            if RequestParsing.wantsHTML(request) { return Explorer(node: node, tasks: tasks).metrics(json: report) }
             return Reply.json(.ok, report)
         case "shutdown":
             route = "POST /sys/shutdown"

@@ -23,7 +23,7 @@ extension RestmResponder {
             guard method == .get || method == .head else { throw methodNotAllowed() }
             let id = String(segments[2])
             let info = try await tasks.info(id)
-            if RequestParsing.wantsHTML(request) { return Explorer(node: node).task(id, info) }
+            if RequestParsing.wantsHTML(request) { return try await Explorer(node: node, tasks: tasks).task(id, info) }
             return Reply.json(.ok, info.compactText)
 
         case ("task", 3) where segments[1] == "result":
@@ -90,22 +90,6 @@ extension RestmResponder {
 }
 
 extension Explorer {
-    func task(_ id: String, _ info: JSONValue) -> Response {
-        var body = "<p>Status <b>\(Self.escape(info["status"]?.stringValue ?? "?"))</b>"
-        if let p = info["progress"] {
-            body += " · \(p["done"]?.intValue ?? 0) of \(p["total"]?.intValue ?? 0) tasks of the tree done"
-        }
-        body += " · <a href=\"/task/result/\(id)?timeoutMs=0\">result</a></p>"
-        if let parent = info["parent"]?.stringValue { body += "<p>Parent: <a href=\"/task/info/\(parent)\">\(Self.escape(parent))</a></p>" }
-        if case .array(let children) = info["children"], !children.isEmpty {
-            body += "<h2>Subtasks</h2><ul>"
-            for c in children.compactMap(\.stringValue) { body += "<li><a href=\"/task/info/\(c)\">\(Self.escape(c))</a></li>" }
-            body += "</ul>"
-        }
-        body += "<pre>\(render(info, indent: 0))</pre><script>setTimeout(()=>location.reload(),1000)</script>"
-        return Reply.html(layout("Task \(id)", body))
-    }
-
     func sortStarted(_ id: String) -> Response {
         Reply.html(
             layout(

@@ -67,3 +67,46 @@ public final class Metrics: Sendable {
         }
     }
 }
+
+/// A second-by-second record of a node's main figures over the last ten minutes, for the
+/// explorer's charts. Bounded: `capacity` samples in a ring.
+public final class MetricsHistory: Sendable {
+    public struct Sample: Sendable {
+        public var millis: UInt64
+        /// Cumulative counters (rates are differences between samples).
+        public var commits: Int
+        public var readOnlyCommits: Int
+        public var conflicts: Int
+        public var versionsPruned: Int
+        /// Gauges.
+        public var openTxns: Int
+        public var pointersInMemory: Int
+        public var valueBytesInMemory: Int
+        public var commitQueueDepth: Int
+    }
+
+    let capacity: Int
+    private let state = Mutex<(samples: [Sample], head: Int)>(([], 0))
+
+    public init(capacity: Int = 600) {
+        self.capacity = max(2, capacity)
+    }
+
+    public func add(_ s: Sample) {
+        state.withLock { st in
+            if st.samples.count < capacity {
+                st.samples.append(s)
+            } else {
+                st.samples[st.head] = s
+                st.head = (st.head + 1) % capacity
+            }
+        }
+    }
+
+    /// Oldest first.
+    public var samples: [Sample] {
+        state.withLock { st in Array(st.samples[st.head...] + st.samples[..<st.head]) }
+    }
+
+    public var lastMillis: UInt64 { state.withLock { st in st.samples.isEmpty ? 0 : st.samples[(st.head + st.samples.count - 1) % st.samples.count].millis } }
+}

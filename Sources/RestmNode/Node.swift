@@ -73,6 +73,8 @@ public final class Node: Sendable {
     /// Version GC: its published cut (raw timestamp) and progress.
     let gcCutRaw = Atomic<UInt64>(0)
     let gc = Mutex(GCStatus())
+    /// The last ten minutes of the main figures, one sample a second (explorer charts).
+    public let history = MetricsHistory()
 
     init(store: any Store, configuration: NodeConfiguration, incarnation: UInt64, ceiling: Timestamp, logger: Logger) {
         self.configuration = configuration

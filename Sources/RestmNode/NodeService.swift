@@ -18,6 +18,7 @@ extension Node {
                 metrics.count("txn_timed_out")
             }
         }
+        if now >= history.lastMillis + 1_000 { sampleHistory(now) }
         if state == .running {
             do {
                 try await ensureCeiling()
@@ -67,6 +68,17 @@ extension Node {
     public var openTransactions: Int { registry.activeCount }
     public var inflightCommitCount: Int { inflightCommits.load(ordering: .relaxed) }
     public var commitQueueDepth: Int { writer.queueDepth }
+
+    func sampleHistory(_ now: UInt64) {
+        let c = metrics.snapshot().counters
+        let totals = shardTotals
+        history.add(
+            MetricsHistory.Sample(
+                millis: now, commits: c["txn_committed"] ?? 0, readOnlyCommits: c["txn_committed_readonly"] ?? 0,
+                conflicts: c["txn_conflicted"] ?? 0, versionsPruned: gcStatus.versionsPruned,
+                openTxns: openTransactions, pointersInMemory: totals.resident, valueBytesInMemory: residentBytes,
+                commitQueueDepth: commitQueueDepth))
+    }
 
     /// Bytes of values held in memory over all shards.
     public var residentBytes: Int {

@@ -493,3 +493,53 @@ public final class TaskService: Sendable {
         }
     }
 }
+
+/// One task as the explorer shows it.
+public struct TaskSummary: Sendable {
+    public var id: String
+    public var kind: String
+    public var status: String
+    public var depth: Int
+    public var parent: String?
+    public var children: Int
+    public var created: UInt64
+    public var updated: UInt64
+    public var error: String?
+}
+
+extension TaskService {
+    func summary(_ id: String, _ r: TaskRecord, depth: Int) -> TaskSummary {
+        TaskSummary(
+            id: id, kind: r.kind, status: r.status.rawValue, depth: depth, parent: r.parent, children: r.children.count,
+            created: r.created, updated: r.updated, error: r.error)
+    }
+
+    /// The tree below `id`, depth-first in child order, at most `limit` tasks, read at one
+    /// snapshot.
+    public func tree(_ id: String, limit: Int = 300) async throws -> [TaskSummary] {
+        let (root, _) = try await record(id)
+        return try await memory.atomically { tx in
+            var out = [self.summary(id, root, depth: 0)]
+            var stack: [(String, Int)] = root.children.reversed().map { ($0, 1) }
+            while let (cid, depth) = stack.popLast(), out.count < limit {
+                guard let v = try await tx.read(Self.pointer(cid)), let r = try? TaskRecord(v, id: cid) else { continue }
+                out.append(self.summary(cid, r, depth: depth))
+                stack += r.children.reversed().map { ($0, depth + 1) }
+            }
+            return out
+        }
+    }
+
+    /// Tasks without a parent among the first `scan` task records, newest first.
+    public func roots(scan: Int = 500, limit: Int = 20) async throws -> [TaskSummary] {
+        let ptrs = try await node.list(prefix: "task:", after: nil, limit: scan).ptrs
+        let values = try await memory.atomically { tx in try await tx.read(ptrs) }
+        var out: [TaskSummary] = []
+        for p in ptrs {
+            let id = String(p.dropFirst("task:".count))
+            guard let v = values[p], let r = try? TaskRecord(v, id: id), r.parent == nil else { continue }
+            out.append(summary(id, r, depth: 0))
+        }
+        return Array(out.sorted { $0.created > $1.created }.prefix(limit))
+    }
+}
