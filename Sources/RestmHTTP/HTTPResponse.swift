@@ -6,6 +6,7 @@ import RestmCore
 extension HTTPField.Name {
     static let restmTs = HTTPField.Name("Restm-Ts")!
     static let restmAfter = HTTPField.Name("Restm-After")!
+    static let xRequestID = HTTPField.Name("X-Request-Id")!
 }
 
 /// Builders of the JSON (and HTML) responses of API.md.

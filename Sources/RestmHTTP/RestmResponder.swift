@@ -4,6 +4,8 @@ import NIOCore
 import RestmCore
 import RestmNode
 import RestmTasks
+import Synchronization
+import Logging
 
 /// The HTTP API of API.md. Routing is done by hand over path segments: it is the hot path
 /// of every request, and one `switch` keeps every route, its metric name and its errors in
@@ -45,9 +47,36 @@ public struct RestmResponder: HTTPResponder {
             response = Reply.error(RestmError(.internal, "internal error: \(error)"))
         }
         response.headers[.restmTs] = node.clockNow.text
-        node.metrics.record("http", route, success: response.status.code < 400, duration: ContinuousClock.now - start)
+        let elapsed = ContinuousClock.now - start
+        node.metrics.record("http", route, success: response.status.code < 400, duration: elapsed)
+        // A request id: the client's `X-Request-Id` (echoed back), else a node-local number.
+        let given = request.headers[.xRequestID]
+        if let given { response.headers[.xRequestID] = given }
+        let status = response.status.code
+        let slow = elapsed > .seconds(2) && !Self.blockingRoutes.contains(route)
+        if status >= 500 || slow || node.logger.logLevel <= .debug {
+            let id = given ?? "r\(Self.requests.add(1, ordering: .relaxed).newValue)"
+            var meta: Logger.Metadata = [
+                "restm.request": "\(id)", "restm.route": "\(route)", "http.method": "\(request.method)",
+                "http.status": "\(status)", "restm.ms": "\(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)",
+            ]
+            // Ids only, never values: the transaction of /txn/{t}/… routes.
+            let parts = request.uri.path.split(separator: "/")
+            if parts.count >= 2, parts[0] == "txn", parts[1] != "begin" { meta["restm.txn"] = "\(parts[1])" }
+            if status >= 500 {
+                node.logger.warning("request failed", metadata: meta)
+            } else if slow {
+                node.logger.info("slow request", metadata: meta)
+            } else {
+                node.logger.debug("request", metadata: meta)
+            }
+        }
         return response
     }
+
+    /// Routes that block by design (long-polls, streams, waits for results): never "slow".
+    static let blockingRoutes: Set<String> = ["POST /watch", "GET /events", "GET /task/result/{id}"]
+    static let requests = Atomic<UInt64>(0)
 
     func dispatch(_ request: Request, route: inout String) async throws -> Response {
         let path = request.uri.path

@@ -245,6 +245,7 @@ extension Node {
             p.shard.stepWaking { $0.abort(txn: t.id, ptrs: p.writes.map(\.ptr)) }
         }
         metrics.count("txn_conflicted")
+        logger.debug("commit conflicted", metadata: ["restm.txn": "\(t.id)"])
     }
 
     /// The commit write's fate is unclear: ask the store (resolving absent records as

@@ -13,9 +13,11 @@ extension Node {
             if now >= last + t.idleTimeoutMillis {
                 abort(t, reason: "idle for more than \(t.idleTimeoutMillis) ms")
                 metrics.count("txn_timed_out")
+                logger.info("transaction timed out", metadata: ["restm.txn": "\(t.id)", "restm.reason": "idle"])
             } else if now >= t.createdMillis + UInt64(limits.txnLifetimeMs) {
                 abort(t, reason: "open for more than \(limits.txnLifetimeMs) ms")
                 metrics.count("txn_timed_out")
+                logger.info("transaction timed out", metadata: ["restm.txn": "\(t.id)", "restm.reason": "lifetime"])
             }
         }
         if now >= history.lastMillis + 1_000 { sampleHistory(now) }
