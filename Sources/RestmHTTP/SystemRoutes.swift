@@ -218,7 +218,10 @@ struct MetricsReport {
             out += "restm_requests_total{route=\"\(op)\",outcome=\"success\"} \(s.success)\n"
             out += "restm_requests_total{route=\"\(op)\",outcome=\"failed\"} \(s.failed)\n"
         }
-        for (component, name) in [("store", "commit"), ("txn", "commit")] {
+        counter("restm_read_waits_total", "Reads that waited for a lower intent to resolve.", c["read_waits"] ?? 0)
+        counter("restm_tasks_submitted_total", "Tasks submitted.", c["task_submitted"] ?? 0)
+        let timed = [("txn", "commit")] + (snap.ops["store"] ?? [:]).keys.sorted().map { ("store", $0) }
+        for (component, name) in timed {
             guard let s = snap.ops[component]?[name] else { continue }
             let metric = "restm_\(component)_\(name)_seconds"
             out += "# HELP \(metric) Latency of \(component) \(name).\n# TYPE \(metric) histogram\n"

@@ -99,6 +99,7 @@ extension Node {
                 try checkNotPruned(rv, txn: txn)
                 return v
             case .waited(.woken):
+                metrics.count("read_waits")
                 continue
             case .waited(.timedOut):
                 continue  // the deadline check above answers
