@@ -1,4 +1,9 @@
 import RestmCore
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import RestmStore
 
 extension Node {
@@ -192,6 +197,11 @@ extension Node {
         let outcome = await writer.submit(record)
         switch outcome {
         case .success(.committed):
+            if let n = configuration.faultKillAfterCommits, durableCommits.add(1, ordering: .relaxed).newValue >= n {
+                // Fault injection for tests: die with the commit durable and its answer unsent.
+                logger.critical("fault injection: killing the process after a durable commit", metadata: ["restm.txn": "\(t.id)"])
+                kill(getpid(), SIGKILL)
+            }
             apply(t, ct, parts)
             return .success(ct)
         case .failure(.refused(let why)):

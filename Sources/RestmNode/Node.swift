@@ -28,6 +28,9 @@ public struct NodeConfiguration: Sendable {
     public var durability: Durability = .sync
     public var clock: any PhysicalClock = SystemPhysicalClock()
     public var version = "0.1.0"
+    /// Testing only (`RESTM_FAULT_KILL_AFTER_COMMITS=n` for `restm serve`): the process kills
+    /// itself with SIGKILL right after its n-th durable commit, before answering it.
+    public var faultKillAfterCommits: Int?
 
     public init() {}
 }
@@ -73,6 +76,7 @@ public final class Node: Sendable {
     /// Version GC: its published cut (raw timestamp) and progress.
     let gcCutRaw = Atomic<UInt64>(0)
     let gc = Mutex(GCStatus())
+    let durableCommits = Atomic<Int>(0)
     /// The last ten minutes of the main figures, one sample a second (explorer charts).
     public let history = MetricsHistory()
 

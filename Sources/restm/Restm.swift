@@ -73,6 +73,9 @@ struct Serve: AsyncParsableCommand {
         config.limits.txnIdleTimeoutMs = txnTimeoutMs
         config.limits.openTxnsMax = openTxnsMax
         config.limits.retentionMs = Serve.parseDuration(retention)!
+        if let n = ProcessInfo.processInfo.environment["RESTM_FAULT_KILL_AFTER_COMMITS"].flatMap(Int.init), n > 0 {
+            config.faultKillAfterCommits = n
+        }
         let store: SQLiteStore
         do {
             store = try SQLiteStore(directory: data, durability: config.durability)

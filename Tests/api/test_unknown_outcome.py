@@ -1,0 +1,40 @@
+"""A commit whose answer is lost because the server dies between making it durable and
+answering: the client learns its fate from `GET /txn/{t}` after the restart, never by running
+the transaction again. The node kills itself with SIGKILL right after its n-th durable commit
+(`RESTM_FAULT_KILL_AFTER_COMMITS`, a testing-only switch of `restm serve`)."""
+from restm_testlib import Server
+
+
+def test_a_lost_commit_answer_is_resolved_after_restart(monkeypatch):
+    srv = Server(name='fault')
+    try:
+        monkeypatch.setenv('RESTM_FAULT_KILL_AFTER_COMMITS', '2')
+        srv.start()
+        monkeypatch.delenv('RESTM_FAULT_KILL_AFTER_COMMITS')
+        s, _, _ = srv.call('PUT', '/ptr/acct:a', {'balance': 100})  # durable commit 1
+        assert s == 200
+        t = srv.begin()
+        s, r = srv.read(t, 'acct:a')
+        assert s == 200 and r['value'] == {'balance': 100}, r
+        assert srv.write(t, 'acct:a', {'balance': 90})[0] in (200, 204)
+        assert srv.write(t, 'acct:b', {'balance': 10})[0] in (200, 204)
+        s, r = srv.commit(t)  # durable commit 2: the process dies before answering
+        assert s == 0, f'expected no answer, got {s} {r}'
+        assert srv.wait_exit(10) == -9, 'the node killed itself'
+        srv.start()
+        s, r, _ = srv.call('GET', f'/txn/{t}')
+        assert s == 200 and r['status'] == 'committed', r
+        for p, v in [('acct:a', 90), ('acct:b', 10)]:
+            s, r, _ = srv.call('GET', f'/ptr/{p}')
+            assert s == 200 and r['value'] == {'balance': v}, (p, r)
+        # A transaction that never reached its commit is aborted, and changed nothing.
+        t2 = srv.begin()
+        assert srv.write(t2, 'acct:a', {'balance': 0})[0] in (200, 204)
+        srv.kill9()
+        srv.start()
+        s, r, _ = srv.call('GET', f'/txn/{t2}')
+        assert s == 404 or r.get('status') == 'aborted', (s, r)
+        s, r, _ = srv.call('GET', '/ptr/acct:a')
+        assert r['value'] == {'balance': 90}
+    finally:
+        srv.close()
