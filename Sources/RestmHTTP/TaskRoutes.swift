@@ -69,7 +69,8 @@ extension RestmResponder {
         case ("demo", 4) where segments[1] == "sort" && segments[2] == "result":
             route = "GET /demo/sort/result/{task}"
             guard method == .get || method == .head else { throw methodNotAllowed() }
-            let offset = try RequestParsing.intQuery(request, "offset", default: 0)
+            // No run holds more than nMax strings; the cap keeps `offset + limit` within Int.
+            let offset = min(try RequestParsing.intQuery(request, "offset", default: 0), SortDemo.nMax)
             let limit = min(try RequestParsing.intQuery(request, "limit", default: 100), limits.pageItemsMax)
             let id = String(segments[3])
             guard let (total, items) = try await SortDemo.page(id, offset: offset, limit: limit, on: tasks) else {

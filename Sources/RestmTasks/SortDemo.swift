@@ -23,7 +23,7 @@ public struct StringRun: Sendable {
 
     public init(_ v: JSONValue?) throws {
         guard let v, let list = v["list"]?.stringValue, let count = v["count"]?.intValue, let chunk = v["chunk"]?.intValue,
-            count >= 0, chunk > 0, (try? TList(list)) != nil
+            (0...SortDemo.nMax).contains(count), (1...SortDemo.chunkMax).contains(chunk), (try? TList(list)) != nil
         else { throw TaskFailure("not a string run: \(v?.compactText ?? "null")") }
         self.init(list: list, count: count, chunk: chunk)
     }
@@ -157,6 +157,10 @@ struct RunReader {
 ///   its reduce merges their runs (deleting them in the transaction that records its result).
 public enum SortDemo {
     public static let chunk = 4_096
+    /// Largest chunk a run given in a task's input may claim (bounds the arithmetic on runs).
+    static let chunkMax = 1 << 20
+    /// `demo.sum` bounds: |from|, |to| at most this (keeps every sum within Int).
+    static let sumBoundMax = 1_000_000_000
     public static let nMax = 10_000_000
     public static let leafDefault = 16_384
     public static let fanoutDefault = 4
@@ -215,7 +219,7 @@ public enum SortDemo {
                 guard let n = ctx.input["n"]?.intValue, (1...nMax).contains(n) else {
                     throw TaskFailure("demo.sort needs n in 1…\(nMax)")
                 }
-                let seed = UInt64(ctx.input["seed"]?.intValue ?? 1)
+                let seed = UInt64(truncatingIfNeeded: ctx.input["seed"]?.intValue ?? 1)
                 var w = RunWriter(memory: ctx.memory)
                 var total: UInt64 = 0
                 for s in Strings(n: n, seed: seed) {
@@ -324,8 +328,12 @@ public enum SortDemo {
     static let demoSum = TaskKind(
         "demo.sum",
         run: { ctx in
-            guard let from = ctx.input["from"]?.intValue, let to = ctx.input["to"]?.intValue, from <= to else {
-                throw TaskFailure("demo.sum needs from ≤ to")
+            // Bounded so that no sum, difference or split below can overflow (a trap would
+            // stop the node, and the queued task would stop it again at every restart).
+            guard let from = ctx.input["from"]?.intValue, let to = ctx.input["to"]?.intValue, from <= to,
+                (-sumBoundMax...sumBoundMax).contains(from), (-sumBoundMax...sumBoundMax).contains(to)
+            else {
+                throw TaskFailure("demo.sum needs from ≤ to, both within ±\(sumBoundMax)")
             }
             let leaf = max(ctx.input["leaf"]?.intValue ?? 100, 1)
             if to - from <= leaf {
