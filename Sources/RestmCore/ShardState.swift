@@ -162,9 +162,12 @@ public struct ShardState: Sendable {
     /// than the byte budget.
     public mutating func evictIfNeeded() {
         if entries.count > pointersMax { evictEntries() }
-        // Large values: evict in rounds until under budget (pinned entries stay).
+        // Large values: evict down to three quarters of the budget, so that evictions (and
+        // the reloads they cause) come in rare batches; bounded work per step. Pinned entries
+        // stay, so a budget exceeded by pinned entries alone is tolerated, not churned.
+        guard residentBytes > bytesMax else { return }
         var rounds = 0
-        while residentBytes > bytesMax, rounds < 16, evictEntries() { rounds += 1 }
+        while residentBytes > bytesMax / 4 * 3, rounds < 8, evictEntries() { rounds += 1 }
     }
 
     /// Evicts about an eighth of the entries that hold no intent and no waiter; false when
@@ -307,6 +310,12 @@ public struct ShardState: Sendable {
             e.versions.insert(Version(ts: ct, txn: txn, value: i.value), at: 0)
             if e.versions.count > versionsPerPointerMax {
                 e.versions.removeLast(e.versions.count - versionsPerPointerMax)
+                e.complete = false
+            }
+            // A pointer of large values keeps only its newest version in memory (older ones
+            // are read from the store), so one pointer cannot hold an eighth of the budget.
+            if e.versions.count > 1, e.bytes > bytesMax / 8 {
+                e.versions.removeLast(e.versions.count - 1)
                 e.complete = false
             }
             residentBytes += e.bytes

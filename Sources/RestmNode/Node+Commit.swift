@@ -192,6 +192,19 @@ extension Node {
             }
         }
 
+        // Prepare and refresh judged by the versions memory holds; version GC may have pruned
+        // what a snapshot below its cut depended on (a delete that made a pointer look never
+        // written): refuse such a snapshot rather than validate against pruned history.
+        do {
+            try checkNotPruned(t.rv, txn: t.id)
+        } catch let e as RestmError {
+            abortIntents(t, parts)
+            return .failure(e)
+        } catch {
+            abortIntents(t, parts)
+            return .failure(RestmError(.internal, "\(error)"))
+        }
+
         // The commit point: one durable store write of the record and every new version.
         let record = CommitRecord(txn: t.id, ts: ct, writes: writes.map { (ptr: $0.key, value: $0.value) })
         let outcome = await writer.submit(record)

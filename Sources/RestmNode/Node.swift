@@ -112,6 +112,10 @@ public final class Node: Sendable {
         precondition(configuration.shardCount > 0 && configuration.shardCount <= 4096, "shard count out of range")
         let (incarnation, ceiling) = try store.startIncarnation()
         let node = Node(store: store, configuration: configuration, incarnation: incarnation, ceiling: ceiling, logger: logger)
+        // What earlier incarnations pruned stays refused, whatever the retention is now.
+        let cut = try store.prunedCut()
+        node.gcCutRaw.store(cut.raw, ordering: .sequentiallyConsistent)
+        node.gc.withLock { $0.cut = cut }
         try await node.ensureCeiling()
         var l = logger
         l[metadataKey: "restm.node"] = "\(configuration.nodeID)"

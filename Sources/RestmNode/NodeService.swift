@@ -130,7 +130,8 @@ public struct NodeService: Service {
                 group.addTask {
                     while !Task.isCancelled {
                         await node.gcTick()
-                        try? await Task.sleep(for: .milliseconds(100))
+                        // Behind (a pass in progress): keep going, leaving room for commits.
+                        try? await Task.sleep(for: .milliseconds(node.gcStatus.passing ? 2 : 100))
                     }
                 }
             }

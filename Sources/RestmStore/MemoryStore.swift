@@ -8,6 +8,7 @@ public final class MemoryStore: Store {
         var records: [String: TxnRecordStatus] = [:]
         var incarnation: UInt64 = 0
         var ceiling = Timestamp.zero
+        var prunedCut = Timestamp.zero
         /// When set, `commit` throws this without writing (fault injection for tests).
         var failNextCommit: StoreError?
         /// When set, `commit` writes, then throws this: the write happened, the answer was lost.
@@ -118,6 +119,7 @@ public final class MemoryStore: Store {
         state.withLock { s in
             let ptrs = s.versions.keys.filter { after == nil || $0 > after! }.sorted().prefix(limit)
             var deleted = 0
+            if cut > s.prunedCut { s.prunedCut = cut }
             for p in ptrs {
                 guard var vs = s.versions[p], let keep = vs.firstIndex(where: { $0.ts <= cut }) else { continue }
                 deleted += vs.count - keep - 1
@@ -130,6 +132,10 @@ public final class MemoryStore: Store {
             }
             return PruneStep(visited: ptrs.count, last: ptrs.last ?? after, deleted: deleted)
         }
+    }
+
+    public func prunedCut() throws -> Timestamp {
+        state.withLock { $0.prunedCut }
     }
 
     public func pruneRecords(before cut: Timestamp, limit: Int) throws -> Int {

@@ -252,12 +252,22 @@ public final class SQLiteStore: Store, @unchecked Sendable {
                         "DELETE FROM versions WHERE ptr = ?1 AND ts <= ?2 AND value IS NULL AND ts = (SELECT max(ts) FROM versions WHERE ptr = ?1)",
                         [.text(p), c])
                 }
+                try db.run(
+                    "INSERT INTO meta (key, value) VALUES ('gc_cut', ?) ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)",
+                    [c])
                 try db.exec("COMMIT")
                 return PruneStep(visited: visited, last: last, deleted: deleted)
             } catch {
                 try? db.exec("ROLLBACK")
                 throw error
             }
+        }
+    }
+
+    public func prunedCut() throws -> Timestamp {
+        try withReader { db in
+            let text = try db.query("SELECT value FROM meta WHERE key = 'gc_cut'") { $0.text(0) }.first ?? nil
+            return text.flatMap { Timestamp(text: $0) } ?? .zero
         }
     }
 
@@ -279,8 +289,11 @@ public final class SQLiteStore: Store, @unchecked Sendable {
         }
     }
 
+    /// Checkpoints the log and releases the directory lock, so another store (a restarted
+    /// node in the same process, or another process) may open the directory.
     public func close() {
         writer.withLock { db in try? db.exec("PRAGMA wal_checkpoint(TRUNCATE)") }
         readers.withLock { $0.removeAll() }
+        flock(lockFD, LOCK_UN)
     }
 }

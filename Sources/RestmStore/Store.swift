@@ -87,6 +87,9 @@ public protocol Store: AnyObject, Sendable {
     /// read at or after `cut` answers as before. Answers the pointers visited (fewer than
     /// `limit`: the pass is complete), the last one (the next cursor) and versions deleted.
     func prune(after: String?, limit: Int, cut: Timestamp) throws -> PruneStep
+    /// The highest cut any `prune` used (zero if none): reads below it are refused, across
+    /// restarts too.
+    func prunedCut() throws -> Timestamp
     /// Deletes up to `limit` records of transactions committed before `cut`; answers how many.
     func pruneRecords(before cut: Timestamp, limit: Int) throws -> Int
     /// Counts for `/sys/info` and metrics.

@@ -75,6 +75,28 @@ import Testing
         await #expect(throws: RestmError.self) { try await node.history("p", before: at, limit: 10) }
     }
 
+    @Test func theCutSurvivesARestartWithALongerRetention() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let node = try await Self.node(try SQLiteStore(directory: dir.path, durability: .async), retentionMs: 100)
+        for i in 0..<20 { _ = try await node.put("p", value: Self.text(i)) }
+        let early = node.clockNow
+        try await Task.sleep(for: .milliseconds(300))
+        _ = try await node.put("p", value: Self.text(99))
+        try await node.gcPass()
+        await node.shutdown()
+        // Reopened with a ten-minute window: `early` is inside it, but its versions are gone.
+        let again = try await Self.node(try SQLiteStore(directory: dir.path, durability: .async), retentionMs: 600_000)
+        do {
+            let v = try await again.get("p", at: early)
+            Issue.record("a read below the persisted cut answered \(String(describing: v?.value))")
+        } catch let e as RestmError {
+            #expect(e.code == .pruned, "\(e)")
+        }
+        #expect(try await again.get("p")?.value == Self.text(99))
+        await again.shutdown()
+    }
+
     /// One pointer written many times (`RESTM_GC_WRITES`, default 50,000) on SQLite: the
     /// store's versions and the node's memory stay bounded while it runs.
     @Test func aPointerWrittenOverAndOverStaysBounded() async throws {
