@@ -189,7 +189,16 @@ extension Node {
             throw RestmError(.txnNotFound, "no transaction \(id) on this node")
         }
         // A transaction this node forgot (or a previous incarnation's): resolve it through
-        // the store, recording `aborted` if it never committed.
+        // the store, recording `aborted` if it never committed — unless version GC pruned
+        // records up to its sequence: then a missing record proves nothing.
+        let known = try await storeCall("record") { try self.store.record(of: id) }
+        if known == nil {
+            let prefix = "t\(tid.node).\(tid.incarnation)"
+            let pruned = try await storeCall("records_pruned") { try self.store.recordsPruned(prefix: prefix) }
+            if tid.sequence <= pruned {
+                throw RestmError(.pruned, "the record of \(id) is older than the record retention (\(limits.txnRecordRetentionMs / 60_000) min); its outcome is no longer known")
+            }
+        }
         let status = try await storeCall("resolve") { try self.store.resolve(id) }
         switch status {
         case .committed(let ts): return TxnSummary(id: id, rv: ts, status: .committed(ts), reads: 0, writes: 0)

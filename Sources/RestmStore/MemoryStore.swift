@@ -9,6 +9,7 @@ public final class MemoryStore: Store {
         var incarnation: UInt64 = 0
         var ceiling = Timestamp.zero
         var prunedCut = Timestamp.zero
+        var recordsPruned: [String: UInt64] = [:]
         /// When set, `commit` throws this without writing (fault injection for tests).
         var failNextCommit: StoreError?
         /// When set, `commit` writes, then throws this: the write happened, the answer was lost.
@@ -144,10 +145,15 @@ public final class MemoryStore: Store {
             for (id, r) in s.records {
                 guard n < limit, case .committed(let ts) = r, ts < cut else { continue }
                 s.records.removeValue(forKey: id)
+                if let (prefix, seq) = splitTxnID(id) { s.recordsPruned[prefix] = max(s.recordsPruned[prefix] ?? 0, seq) }
                 n += 1
             }
             return n
         }
+    }
+
+    public func recordsPruned(prefix: String) throws -> UInt64 {
+        state.withLock { $0.recordsPruned[prefix] ?? 0 }
     }
 
     public func stats() throws -> StoreStats {

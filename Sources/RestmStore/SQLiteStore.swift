@@ -273,9 +273,37 @@ public final class SQLiteStore: Store, @unchecked Sendable {
 
     public func pruneRecords(before cut: Timestamp, limit: Int) throws -> Int {
         try writer.withLock { db in
-            try db.run(
-                "DELETE FROM txns WHERE id IN (SELECT id FROM txns WHERE status = 1 AND ts < ? ORDER BY ts LIMIT ?)",
-                [.text(cut.text), .int(Int64(limit))])
+            try db.exec("BEGIN IMMEDIATE")
+            do {
+                let ids = try db.query(
+                    "SELECT id FROM txns WHERE status = 1 AND ts < ? ORDER BY ts LIMIT ?",
+                    [.text(cut.text), .int(Int64(limit))]
+                ) { $0.text(0) }.compactMap { $0 }
+                var highest: [String: UInt64] = [:]
+                for id in ids {
+                    if let (prefix, seq) = splitTxnID(id) { highest[prefix] = max(highest[prefix] ?? 0, seq) }
+                    _ = try db.run("DELETE FROM txns WHERE id = ?", [.text(id)])
+                }
+                for (prefix, seq) in highest {
+                    // Sequences are 64-bit; stored as zero-padded text so that max() compares them.
+                    let padded = String(repeating: "0", count: max(0, 20 - String(seq).count)) + String(seq)
+                    _ = try db.run(
+                        "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)",
+                        [.text("records_pruned:" + prefix), .text(padded)])
+                }
+                try db.exec("COMMIT")
+                return ids.count
+            } catch {
+                try? db.exec("ROLLBACK")
+                throw error
+            }
+        }
+    }
+
+    public func recordsPruned(prefix: String) throws -> UInt64 {
+        try withReader { db in
+            let text = try db.query("SELECT value FROM meta WHERE key = ?", [.text("records_pruned:" + prefix)]) { $0.text(0) }.first ?? nil
+            return text.flatMap { UInt64($0) } ?? 0
         }
     }
 

@@ -91,10 +91,21 @@ public protocol Store: AnyObject, Sendable {
     /// restarts too.
     func prunedCut() throws -> Timestamp
     /// Deletes up to `limit` records of transactions committed before `cut`; answers how many.
+    /// Remembers, per `t<node>.<incarnation>` prefix of the ids, the highest sequence number
+    /// pruned, so that a missing record can later be told from a pruned one.
     func pruneRecords(before cut: Timestamp, limit: Int) throws -> Int
+    /// The highest sequence number of a pruned record among ids `<prefix>.<sequence>`
+    /// (0: none was pruned).
+    func recordsPruned(prefix: String) throws -> UInt64
     /// Counts for `/sys/info` and metrics.
     func stats() throws -> StoreStats
     func close()
+}
+
+/// Splits a transaction id `t<node>.<incarnation>.<sequence>` into its prefix and sequence.
+public func splitTxnID(_ id: String) -> (prefix: String, sequence: UInt64)? {
+    guard let dot = id.lastIndex(of: "."), let seq = UInt64(id[id.index(after: dot)...]) else { return nil }
+    return (String(id[..<dot]), seq)
 }
 
 public struct PruneStep: Sendable, Equatable {

@@ -97,6 +97,40 @@ import Testing
         await again.shutdown()
     }
 
+    @Test func aPrunedRecordIsNeverReportedAsAborted() async throws {
+        let node = try await Self.node(MemoryStore(), retentionMs: 100) { l in
+            l.txnRecordRetentionMs = 1
+            l.finishedTxnsMax = 1
+        }
+        let committed = try await node.begin()
+        try node.write(committed, "p", value: "1")
+        _ = try await node.commit(committed)
+        // Push it out of the node's memory of finished transactions.
+        for i in 0..<3 {
+            let t = try await node.begin()
+            try node.write(t, "q", value: "\(i)")
+            _ = try await node.commit(t)
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        try await node.gcPass()
+        do {
+            let s = try await node.status(of: committed.id)
+            Issue.record("a committed transaction whose record was pruned answered \(s.status)")
+        } catch let e as RestmError {
+            #expect(e.code == .pruned, "\(e)")
+        }
+        // A later transaction that never committed is still known to be aborted.
+        let never = try await node.begin()
+        try node.write(never, "p", value: "2")
+        node.abort(never)
+        for i in 0..<3 {
+            let t = try await node.begin()
+            try node.write(t, "q", value: "\(i)")
+            _ = try await node.commit(t)
+        }
+        if case .committed = try await node.status(of: never.id).status { Issue.record("an aborted transaction reported committed") }
+    }
+
     /// One pointer written many times (`RESTM_GC_WRITES`, default 50,000) on SQLite: the
     /// store's versions and the node's memory stay bounded while it runs.
     @Test func aPointerWrittenOverAndOverStaysBounded() async throws {
