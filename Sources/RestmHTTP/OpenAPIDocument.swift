@@ -827,6 +827,9 @@ enum OpenAPIDocument {
               "405": {
                 "$ref": "#/components/responses/MethodNotAllowed"
               },
+              "410": {
+                "$ref": "#/components/responses/Pruned"
+              },
               "503": {
                 "$ref": "#/components/responses/Unavailable"
               }
