@@ -162,7 +162,8 @@ public final class TaskService: Sendable {
                 let i = (start + k) % shards
                 let p = self.shardPointer(i)
                 var shard = QueueShard(try await tx.read(p))
-                if let ci = shard.claims.firstIndex(where: { self.isDead($0, now: now) }) {
+                // Lapsed claims first (a dead worker's task), skipping kinds this node lacks.
+                for ci in shard.claims.indices.prefix(64) where self.isDead(shard.claims[ci], now: now) {
                     let id = shard.claims[ci].task
                     guard let v = try await tx.read(Self.pointer(id)), var rec = try? TaskRecord(v, id: id), !rec.finished else {
                         shard.claims.remove(at: ci)
@@ -174,7 +175,7 @@ public final class TaskService: Sendable {
                     if rec.attempts > self.configuration.attemptsMax {
                         shard.claims.remove(at: ci)
                         try await tx.write(p, shard.value)
-                        try await self.fail(tx, id, &rec, "gave up after \(rec.attempts - 1) runs; the last worker (\(shard.claims.isEmpty ? "?" : rec.worker ?? "?")) stopped renewing its claim")
+                        try await self.fail(tx, id, &rec, "gave up after \(rec.attempts - 1) runs; the last worker (\(rec.worker ?? "?")) stopped renewing its claim")
                         return .tidied
                     }
                     let token = PointerID.random(prefix: "c")
@@ -193,6 +194,18 @@ public final class TaskService: Sendable {
                         return .tidied
                     }
                     guard self.kinds.kind(rec.kind) != nil else { continue }
+                    if let pid = rec.parent, let pv = try await tx.read(Self.pointer(pid)),
+                        let parent = try? TaskRecord(pv, id: pid), parent.status == .failed
+                    {
+                        // An ancestor failed: this subtree's work is moot; fail it unrun.
+                        shard.ready.remove(at: j)
+                        try await tx.write(p, shard.value)
+                        rec.status = .failed
+                        rec.error = "not run: an ancestor failed"
+                        rec.updated = now
+                        try await tx.write(Self.pointer(id), rec.value)
+                        return .tidied
+                    }
                     shard.ready.remove(at: j)
                     let token = PointerID.random(prefix: "c")
                     shard.claims.append(.init(task: id, token: token, until: now + UInt64(self.configuration.leaseMs), owner: self.owner))
@@ -381,7 +394,7 @@ public final class TaskService: Sendable {
         try await tx.write(Self.pointer(id), rec.value)
         var child = id
         var next = rec.parent
-        for _ in 0..<64 {
+        for _ in 0..<1_024 {
             guard let pid = next, let pv = try await tx.read(Self.pointer(pid)) else { return }
             var parent = try TaskRecord(pv, id: pid)
             guard !parent.finished else { return }
@@ -409,7 +422,11 @@ public final class TaskService: Sendable {
         for k in 0..<shards {
             let p = shardPointer((start + k) % shards)
             var shard = QueueShard(try await tx.read(p))
-            if shard.ready.count >= configuration.readyPerShardMax, bounded || k < shards - 1 { continue }
+            // Submissions stop at the soft limit; subtasks and re-queues may go up to four
+            // times it (so a running tree can finish), never so far that a shard's pointer
+            // would outgrow the value limit.
+            let cap = bounded ? configuration.readyPerShardMax : configuration.readyPerShardMax * 4
+            if shard.ready.count >= cap { continue }
             shard.ready.append(id)
             try await tx.write(p, shard.value)
             return
