@@ -55,11 +55,12 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
     func read(_ ptrs: [String]) async throws -> [String: JSONValue] {
         var out: [String: JSONValue] = [:]
         var missing: [String] = []
+        var seen = Set<String>()
         for p in ptrs {
             let o = own(p)
             if o.found {
                 if let v = o.value { out[p] = v }
-            } else if !missing.contains(p) {
+            } else if seen.insert(p).inserted {
                 missing.append(p)
             }
         }
