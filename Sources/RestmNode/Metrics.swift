@@ -85,28 +85,18 @@ public final class MetricsHistory: Sendable {
         public var commitQueueDepth: Int
     }
 
-    let capacity: Int
-    private let state = Mutex<(samples: [Sample], head: Int)>(([], 0))
+    private let ring: Mutex<Ring<Sample>>
 
     public init(capacity: Int = 600) {
-        self.capacity = max(2, capacity)
+        ring = Mutex(Ring(capacity: max(2, capacity)))
     }
 
     public func add(_ s: Sample) {
-        state.withLock { st in
-            if st.samples.count < capacity {
-                st.samples.append(s)
-            } else {
-                st.samples[st.head] = s
-                st.head = (st.head + 1) % capacity
-            }
-        }
+        ring.withLock { $0.append(s) }
     }
 
     /// Oldest first.
-    public var samples: [Sample] {
-        state.withLock { st in Array(st.samples[st.head...] + st.samples[..<st.head]) }
-    }
+    public var samples: [Sample] { ring.withLock { $0.ordered } }
 
-    public var lastMillis: UInt64 { state.withLock { st in st.samples.isEmpty ? 0 : st.samples[(st.head + st.samples.count - 1) % st.samples.count].millis } }
+    public var lastMillis: UInt64 { ring.withLock { $0.last?.millis ?? 0 } }
 }

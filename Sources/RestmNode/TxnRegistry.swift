@@ -61,6 +61,32 @@ final class TxnRegistry: Sendable {
     }
 }
 
+/// A ring of at most `capacity` elements: adding past it overwrites the oldest.
+struct Ring<Element> {
+    let capacity: Int
+    private var elements: [Element] = []
+    private var head = 0
+
+    init(capacity: Int) {
+        self.capacity = max(1, capacity)
+    }
+
+    mutating func append(_ e: Element) {
+        if elements.count < capacity {
+            elements.append(e)
+        } else {
+            elements[head] = e
+            head = (head + 1) % capacity
+        }
+    }
+
+    /// Oldest first.
+    var ordered: [Element] { Array(elements[head...] + elements[..<head]) }
+    var last: Element? { elements.isEmpty ? nil : elements[(head + elements.count - 1) % elements.count] }
+}
+
+extension Ring: Sendable where Element: Sendable {}
+
 /// A bounded ring of recent activity for `/sys/logs`. Never holds stored values.
 public final class ActivityLog: Sendable {
     public struct Entry: Sendable {
@@ -68,35 +94,19 @@ public final class ActivityLog: Sendable {
         public var message: String
     }
 
-    struct State {
-        var entries: [Entry] = []
-        var head = 0
-    }
-
-    let capacity: Int
-    private let state = Mutex(State())
+    private let ring: Mutex<Ring<Entry>>
 
     init(capacity: Int) {
-        self.capacity = max(1, capacity)
+        ring = Mutex(Ring(capacity: capacity))
     }
 
     public func add(_ message: String) {
         let e = Entry(millis: SystemPhysicalClock().nowMillis(), message: message)
-        state.withLock { s in
-            if s.entries.count < capacity {
-                s.entries.append(e)
-            } else {
-                s.entries[s.head] = e
-                s.head = (s.head + 1) % capacity
-            }
-        }
+        ring.withLock { $0.append(e) }
     }
 
     /// Newest first.
     public func recent(_ limit: Int) -> [Entry] {
-        state.withLock { s in
-            let ordered = Array(s.entries[s.head...]) + Array(s.entries[..<s.head])
-            return Array(ordered.reversed().prefix(limit))
-        }
+        ring.withLock { Array($0.ordered.reversed().prefix(limit)) }
     }
 }

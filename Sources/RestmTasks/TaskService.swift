@@ -178,14 +178,8 @@ public final class TaskService: Sendable {
                         try await self.fail(tx, id, &rec, "gave up after \(rec.attempts - 1) runs; the last worker (\(rec.worker ?? "?")) stopped renewing its claim")
                         return .tidied
                     }
-                    let token = PointerID.random(prefix: "c")
-                    shard.claims[ci] = .init(task: id, token: token, until: now + UInt64(self.configuration.leaseMs), owner: self.owner)
-                    rec.status = .running
-                    rec.worker = self.owner
-                    rec.updated = now
-                    try await tx.write(p, shard.value)
-                    try await tx.write(Self.pointer(id), rec.value)
-                    return .claimed(Claim(id: id, token: token, shard: i, record: rec))
+                    shard.claims.remove(at: ci)
+                    return .claimed(try await self.take(tx, id, &rec, from: &shard, shard: i, now: now))
                 }
                 for (j, id) in shard.ready.prefix(16).enumerated() {
                     guard let v = try await tx.read(Self.pointer(id)), var rec = try? TaskRecord(v, id: id), !rec.finished else {
@@ -207,21 +201,27 @@ public final class TaskService: Sendable {
                         return .tidied
                     }
                     shard.ready.remove(at: j)
-                    let token = PointerID.random(prefix: "c")
-                    shard.claims.append(.init(task: id, token: token, until: now + UInt64(self.configuration.leaseMs), owner: self.owner))
                     rec.attempts += 1
-                    rec.status = .running
-                    rec.worker = self.owner
-                    rec.updated = now
-                    try await tx.write(p, shard.value)
-                    try await tx.write(Self.pointer(id), rec.value)
-                    return .claimed(Claim(id: id, token: token, shard: i, record: rec))
+                    return .claimed(try await self.take(tx, id, &rec, from: &shard, shard: i, now: now))
                 }
             }
             try await tx.retry()
         }
         if case .claimed(let c) = step { return c }
         return nil
+    }
+
+    /// Claims task `id` for this worker: a new claim (fresh token and lease) in the shard,
+    /// the record marked running; both written.
+    func take(_ tx: any Transaction, _ id: String, _ rec: inout TaskRecord, from shard: inout QueueShard, shard index: Int, now: UInt64) async throws -> Claim {
+        let token = PointerID.random(prefix: "c")
+        shard.claims.append(.init(task: id, token: token, until: now + UInt64(configuration.leaseMs), owner: owner))
+        rec.status = .running
+        rec.worker = owner
+        rec.updated = now
+        try await tx.write(shardPointer(index), shard.value)
+        try await tx.write(Self.pointer(id), rec.value)
+        return Claim(id: id, token: token, shard: index, record: rec)
     }
 
     /// Runs one step of a claimed task, renewing its lease meanwhile, and records the outcome.
