@@ -18,6 +18,8 @@ struct SQLiteRow {
     }
 
     func int(_ i: Int32) -> Int64 { sqlite3_column_int64(stmt, i) }
+
+    func isNull(_ i: Int32) -> Bool { sqlite3_column_type(stmt, i) == SQLITE_NULL }
 }
 
 /// A thin wrapper of one SQLite connection with a cache of prepared statements.

@@ -10,13 +10,29 @@ import Musl
 import Darwin
 #endif
 
-/// The default store: one SQLite database in WAL mode inside the data directory.
+/// The default store: one SQLite database in WAL mode inside the data directory, laid out
+/// as an append-only log of versions (prevalence-style) so that a group commit writes a few
+/// pages at the end of one B-tree instead of one page per written pointer.
+///
+/// Layout (see docs/ARCHITECTURE.md, "The SQLite store"):
+/// - `log(seq, ptr, ts, txn, value, prev)`: one row per version, `seq` increasing in commit
+///   order and never reused; `prev` is the `seq` of the pointer's previous version, so a
+///   pointer's versions form a chain from its newest back (a missing row ends it: pruned).
+/// - `latest(ptr, seq, live)`: each pointer's newest version, written lazily: the newest
+///   versions of recent commits live in memory (`overlay`) and are written to `latest` in
+///   chunks, oldest first, inside later group commits. `meta.latest_upto` says up to which
+///   `seq` the table is complete; on open, the log above it rebuilds the overlay.
+/// - `txns(id, status, ts)`: transaction records; `meta`: incarnation, ceiling, GC state.
 ///
 /// Concurrency rules, each with its why:
 /// - One writer connection, used under `writer`'s lock: SQLite allows one writer at a time,
-///   and the node funnels every commit through one group-commit thread anyway.
+///   and the node funnels every commit through one group-commit thread anyway. The next
+///   `seq` lives under the same lock.
 /// - Reader connections come from a pool, each used by one thread at a time: WAL lets
-///   readers run beside the writer and see only committed transactions.
+///   readers run beside the writer and see only committed transactions. A reader looks in the
+///   overlay before the database; the writer adds to the overlay only after its transaction
+///   committed and removes from it only after the rows it flushed committed, so a reader
+///   never misses a version that was acknowledged.
 /// - The data directory is locked with `flock` for the life of the store, so two processes
 ///   cannot run one node's data (they would reuse its incarnation and timestamps).
 /// - `sync` durability sets `synchronous=FULL`: in WAL mode that fsyncs the log on every
@@ -27,15 +43,32 @@ public final class SQLiteStore: Store, @unchecked Sendable {
     // @unchecked: the connections are classes used only under the locks below.
     public let location: String
     public let durability: Durability
-    private let writer: Mutex<SQLiteConnection>
+    private let writer: Mutex<Writer>
     private let readers = Mutex<[SQLiteConnection]>([])
     private let readersIdleMax = 8
     private let lockFD: Int32
+    /// Newest versions not yet in `latest`: pointer → (seq, live).
+    private let overlay: Mutex<[String: Newest]>
+    /// The overlay is written to `latest` once it holds this many pointers, `flushChunk` at a
+    /// time (bounds its memory and the work added to one group commit).
+    let overlayFlushAt: Int
+    let flushChunk: Int
+
+    struct Newest: Sendable {
+        var seq: Int64
+        var live: Bool
+    }
+
+    struct Writer: @unchecked Sendable {
+        let db: SQLiteConnection
+        /// The last `seq` used (rows may since have been pruned; never reused).
+        var lastSeq: Int64 = 0
+    }
 
     public var kind: String { "sqlite" }
 
     /// Opens (creating if needed) the store in directory `directory`.
-    public init(directory: String, durability: Durability = .sync) throws {
+    public init(directory: String, durability: Durability = .sync, overlayFlushAt: Int = 8_192, flushChunk: Int = 4_096) throws {
         try Self.makeDirectory(directory)
         let path = directory.hasSuffix("/") ? directory + "restm.sqlite" : directory + "/restm.sqlite"
         let lockPath = directory + "/LOCK"
@@ -48,22 +81,35 @@ public final class SQLiteStore: Store, @unchecked Sendable {
         self.lockFD = fd
         self.location = path
         self.durability = durability
-        let conn = try SQLiteConnection(path: path, readOnly: false)
-        try conn.exec("PRAGMA journal_mode=WAL")
-        try conn.exec(durability == .sync ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL")
-        try conn.exec("PRAGMA wal_autocheckpoint=4000")
-        // A 64 MiB page cache: inserts into the version index otherwise re-read pages.
-        try conn.exec("PRAGMA cache_size=-65536")
-        try conn.exec("""
-            CREATE TABLE IF NOT EXISTS versions (
-                ptr TEXT NOT NULL, ts TEXT NOT NULL, txn TEXT NOT NULL, value TEXT,
-                PRIMARY KEY (ptr, ts)) WITHOUT ROWID;
-            CREATE TABLE IF NOT EXISTS txns (
-                id TEXT PRIMARY KEY, status INTEGER NOT NULL, ts TEXT) WITHOUT ROWID;
-            CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-            CREATE INDEX IF NOT EXISTS txns_by_ts ON txns (ts) WHERE status = 1;
-            """)
-        writer = Mutex(conn)
+        self.overlayFlushAt = max(1, overlayFlushAt)
+        self.flushChunk = max(1, min(flushChunk, overlayFlushAt))
+        do {
+            let conn = try SQLiteConnection(path: path, readOnly: false)
+            try conn.exec("PRAGMA journal_mode=WAL")
+            try conn.exec(durability == .sync ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL")
+            try conn.exec("PRAGMA wal_autocheckpoint=4000")
+            // A 64 MiB page cache: the `latest` index and chain walks otherwise re-read pages.
+            try conn.exec("PRAGMA cache_size=-65536")
+            try conn.exec("""
+                CREATE TABLE IF NOT EXISTS log (
+                    seq INTEGER PRIMARY KEY, ptr TEXT NOT NULL, ts TEXT NOT NULL, txn TEXT NOT NULL,
+                    value TEXT, prev INTEGER);
+                CREATE TABLE IF NOT EXISTS latest (
+                    ptr TEXT PRIMARY KEY, seq INTEGER NOT NULL, live INTEGER NOT NULL) WITHOUT ROWID;
+                CREATE TABLE IF NOT EXISTS txns (
+                    id TEXT PRIMARY KEY, status INTEGER NOT NULL, ts TEXT) WITHOUT ROWID;
+                CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+                CREATE INDEX IF NOT EXISTS txns_by_ts ON txns (ts) WHERE status = 1;
+                """)
+            try Self.migrateVersionsTable(conn)
+            let (entries, lastSeq) = try Self.overlayFromLog(conn)
+            overlay = Mutex(entries)
+            writer = Mutex(Writer(db: conn, lastSeq: lastSeq))
+        } catch {
+            flock(fd, LOCK_UN)
+            Glibc.close(fd)
+            throw error
+        }
     }
 
     deinit {
@@ -83,6 +129,63 @@ public final class SQLiteStore: Store, @unchecked Sendable {
         }
     }
 
+    private static func metaInt(_ db: SQLiteConnection, _ key: String) throws -> Int64 {
+        let text = try db.query("SELECT value FROM meta WHERE key = ?", [.text(key)]) { $0.text(0) }.first ?? nil
+        return text.flatMap { Int64($0) } ?? 0
+    }
+
+    /// Stores of the first layout kept versions in `versions(ptr, ts, …)`: move them into the
+    /// log (in timestamp order, chained per pointer) and `latest`, in one transaction.
+    static func migrateVersionsTable(_ db: SQLiteConnection) throws {
+        let exists = try db.query("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'versions'") { $0.int(0) }.first ?? 0
+        guard exists > 0 else { return }
+        try db.exec("BEGIN IMMEDIATE")
+        do {
+            var seq = try db.query("SELECT coalesce(max(seq), 0) FROM log") { $0.int(0) }.first ?? 0
+            var newest: [String: Newest] = [:]
+            let rows = try db.query("SELECT ptr, ts, txn, value FROM versions ORDER BY ts, ptr") { r in
+                (r.text(0) ?? "", r.text(1) ?? "", r.text(2) ?? "", r.text(3))
+            }
+            for (ptr, ts, txn, value) in rows {
+                seq += 1
+                try db.run(
+                    "INSERT INTO log (seq, ptr, ts, txn, value, prev) VALUES (?, ?, ?, ?, ?, ?)",
+                    [.int(seq), .text(ptr), .text(ts), .text(txn), value.map { .text($0) } ?? .null,
+                     newest[ptr].map { .int($0.seq) } ?? .null])
+                newest[ptr] = Newest(seq: seq, live: value != nil)
+            }
+            for (ptr, n) in newest {
+                try db.run(
+                    "INSERT INTO latest (ptr, seq, live) VALUES (?, ?, ?) ON CONFLICT(ptr) DO UPDATE SET seq = excluded.seq, live = excluded.live",
+                    [.text(ptr), .int(n.seq), .int(n.live ? 1 : 0)])
+            }
+            try Self.setMeta(db, "latest_upto", String(seq))
+            try db.exec("DROP TABLE versions")
+            try db.exec("COMMIT")
+        } catch {
+            try? db.exec("ROLLBACK")
+            throw error
+        }
+    }
+
+    /// The overlay as the log above `latest_upto` says, and the last `seq` used.
+    private static func overlayFromLog(_ db: SQLiteConnection) throws -> ([String: Newest], Int64) {
+        let upto = try metaInt(db, "latest_upto")
+        var entries: [String: Newest] = [:]
+        let rows = try db.query("SELECT seq, ptr, value IS NOT NULL FROM log WHERE seq > ? ORDER BY seq", [.int(upto)]) { r in
+            (r.int(0), r.text(1) ?? "", r.int(2) != 0)
+        }
+        for (seq, ptr, live) in rows { entries[ptr] = Newest(seq: seq, live: live) }
+        let top = try db.query("SELECT coalesce(max(seq), 0) FROM log") { $0.int(0) }.first ?? 0
+        return (entries, max(top, upto, try metaInt(db, "gc_seq")))
+    }
+
+    private static func setMeta(_ db: SQLiteConnection, _ key: String, _ value: String) throws {
+        try db.run(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [.text(key), .text(value)])
+    }
+
     private func withReader<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
         let conn = try readers.withLock { $0.popLast() } ?? SQLiteConnection(path: location, readOnly: true)
         defer {
@@ -93,11 +196,45 @@ public final class SQLiteStore: Store, @unchecked Sendable {
         return try body(conn)
     }
 
+    /// The `seq` of `ptr`'s newest version: the overlay first, then `latest`.
+    private func newestSeq(_ ptr: String, _ db: SQLiteConnection) throws -> Int64? {
+        if let n = overlay.withLock({ $0[ptr] }) { return n.seq }
+        return try db.query("SELECT seq FROM latest WHERE ptr = ?", [.text(ptr)]) { $0.int(0) }.first
+    }
+
+    private struct LogRow {
+        var version: Version
+        var prev: Int64?
+    }
+
+    /// The log row `seq` if it exists and belongs to `ptr`.
+    private func row(_ seq: Int64, of ptr: String, _ db: SQLiteConnection) throws -> LogRow? {
+        try db.query("SELECT ptr, ts, txn, value, prev FROM log WHERE seq = ?", [.int(seq)]) { r -> LogRow? in
+            guard r.text(0) == ptr, let ts = r.text(1).flatMap({ Timestamp(text: $0) }) else { return nil }
+            return LogRow(
+                version: Version(ts: ts, txn: r.text(2) ?? "", value: r.text(3)),
+                prev: r.isNull(4) ? nil : r.int(4))
+        }.first ?? nil
+    }
+
+    /// Walks `ptr`'s chain from its newest version back; `visit` answers false to stop.
+    private func walk(_ ptr: String, _ db: SQLiteConnection, _ visit: (Version) -> Bool) throws {
+        var next = try newestSeq(ptr, db)
+        while let s = next, let r = try row(s, of: ptr, db) {
+            guard visit(r.version) else { return }
+            next = r.prev
+        }
+    }
+
     public func commit(_ records: [CommitRecord], ceiling: Timestamp?) throws -> [CommitOutcome] {
-        try writer.withLock { db in
+        try writer.withLock { w in
+            let db = w.db
             try db.exec("BEGIN IMMEDIATE")
             var outcomes: [CommitOutcome] = []
             outcomes.reserveCapacity(records.count)
+            var added: [String: Newest] = [:]
+            var seq = w.lastSeq
+            var flushed: [(ptr: String, seq: Int64)] = []
             do {
                 for r in records {
                     let ts = r.ts.text
@@ -106,10 +243,18 @@ public final class SQLiteStore: Store, @unchecked Sendable {
                         outcomes.append(.alreadyAborted)
                         continue
                     }
-                    for w in r.writes {
+                    var seen: Set<String> = []
+                    for wr in r.writes {
+                        guard seen.insert(wr.ptr).inserted else {
+                            throw StoreError.failed("transaction \(r.txn) writes \(wr.ptr) twice")
+                        }
+                        let prev = try added[wr.ptr]?.seq ?? newestSeq(wr.ptr, db)
+                        seq += 1
                         try db.run(
-                            "INSERT INTO versions (ptr, ts, txn, value) VALUES (?, ?, ?, ?)",
-                            [.text(w.ptr), .text(ts), .text(r.txn), w.value.map { .text($0) } ?? .null])
+                            "INSERT INTO log (seq, ptr, ts, txn, value, prev) VALUES (?, ?, ?, ?, ?, ?)",
+                            [.int(seq), .text(wr.ptr), .text(ts), .text(r.txn), wr.value.map { .text($0) } ?? .null,
+                             prev.map { .int($0) } ?? .null])
+                        added[wr.ptr] = Newest(seq: seq, live: wr.value != nil)
                     }
                     outcomes.append(.committed)
                 }
@@ -118,6 +263,7 @@ public final class SQLiteStore: Store, @unchecked Sendable {
                         "INSERT INTO meta (key, value) VALUES ('ceiling', ?) ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)",
                         [.text(c.text)])
                 }
+                flushed = try flushOldest(db, adding: added.count)
             } catch {
                 try? db.exec("ROLLBACK")
                 throw error
@@ -125,57 +271,105 @@ public final class SQLiteStore: Store, @unchecked Sendable {
             do {
                 try db.exec("COMMIT")
             } catch let e as StoreError {
-                // A failed COMMIT may or may not have reached the log: say so.
+                // A failed COMMIT may or may not have reached the log: say so, and take the
+                // overlay and the next seq from what the database now holds.
                 try? db.exec("ROLLBACK")
+                if let (entries, last) = try? Self.overlayFromLog(db) {
+                    overlay.withLock { $0 = entries }
+                    w.lastSeq = max(w.lastSeq, last, seq)
+                } else {
+                    w.lastSeq = max(w.lastSeq, seq)
+                }
                 if case .failed(let m) = e { throw StoreError.uncertain(m) }
                 throw e
+            }
+            w.lastSeq = seq
+            overlay.withLock { o in
+                for f in flushed where o[f.ptr]?.seq == f.seq { o[f.ptr] = nil }
+                for (p, n) in added { o[p] = n }
             }
             return outcomes
         }
     }
 
-    private static func version(_ row: SQLiteRow) -> Version? {
-        guard let tsText = row.text(0), let ts = Timestamp(text: tsText) else { return nil }
-        return Version(ts: ts, txn: row.text(1) ?? "", value: row.text(2))
+    /// When the overlay would grow past `overlayFlushAt`, writes its oldest `flushChunk`
+    /// entries to `latest` in the current transaction and raises `latest_upto`; answers them,
+    /// to be dropped from the overlay once the transaction has committed.
+    private func flushOldest(_ db: SQLiteConnection, adding: Int) throws -> [(ptr: String, seq: Int64)] {
+        let chunk: [(ptr: String, n: Newest)] = overlay.withLock { o in
+            guard o.count + adding > overlayFlushAt else { return [] }
+            return Array(o.map { (ptr: $0.key, n: $0.value) }.sorted { $0.n.seq < $1.n.seq }.prefix(flushChunk))
+        }
+        guard let upto = chunk.last?.n.seq else { return [] }
+        // In pointer order: neighbouring keys share pages.
+        for e in chunk.sorted(by: { $0.ptr < $1.ptr }) {
+            try db.run(
+                "INSERT INTO latest (ptr, seq, live) VALUES (?, ?, ?) ON CONFLICT(ptr) DO UPDATE SET seq = excluded.seq, live = excluded.live",
+                [.text(e.ptr), .int(e.n.seq), .int(e.n.live ? 1 : 0)])
+        }
+        try Self.setMeta(db, "latest_upto", String(upto))
+        return chunk.map { ($0.ptr, $0.n.seq) }
     }
 
     public func newest(_ ptr: String) throws -> Version? {
         try withReader { db in
-            try db.query("SELECT ts, txn, value FROM versions WHERE ptr = ? ORDER BY ts DESC LIMIT 1", [.text(ptr)], row: Self.version).first ?? nil
+            var found: Version?
+            try walk(ptr, db) { v in
+                found = v
+                return false
+            }
+            return found
         }
     }
 
     public func version(_ ptr: String, atOrBefore ts: Timestamp) throws -> Version? {
         try withReader { db in
-            try db.query(
-                "SELECT ts, txn, value FROM versions WHERE ptr = ? AND ts <= ? ORDER BY ts DESC LIMIT 1",
-                [.text(ptr), .text(ts.text)], row: Self.version
-            ).first ?? nil
+            var found: Version?
+            try walk(ptr, db) { v in
+                if v.ts <= ts {
+                    found = v
+                    return false
+                }
+                return true
+            }
+            return found
         }
     }
 
     public func history(_ ptr: String, before: Timestamp?, limit: Int) throws -> [Version] {
         try withReader { db in
-            try db.query(
-                "SELECT ts, txn, value FROM versions WHERE ptr = ? AND ts < ? ORDER BY ts DESC LIMIT ?",
-                [.text(ptr), .text(before?.text ?? "~"), .int(Int64(limit))], row: Self.version
-            ).compactMap { $0 }
+            var out: [Version] = []
+            guard limit > 0 else { return out }
+            try walk(ptr, db) { v in
+                if before.map({ v.ts < $0 }) ?? true { out.append(v) }
+                return out.count < limit
+            }
+            return out
         }
     }
 
     public func list(prefix: String, after: String?, limit: Int) throws -> [String] {
         // Pointer ids are ASCII below 0x7f, so prefix + DEL bounds the range.
-        try withReader { db in
-            try db.query(
-                """
-                SELECT v.ptr FROM versions v
-                WHERE v.ptr >= ?1 AND v.ptr < ?2 AND v.ptr > ?3
-                  AND v.ts = (SELECT max(w.ts) FROM versions w WHERE w.ptr = v.ptr)
-                  AND v.value IS NOT NULL
-                ORDER BY v.ptr LIMIT ?4
-                """,
-                [.text(prefix), .text(prefix + "\u{7f}"), .text(after ?? ""), .int(Int64(limit))]
+        let upper = prefix + "\u{7f}"
+        let low = after ?? ""
+        func inRange(_ p: String) -> Bool { p >= prefix && p < upper && p > low }
+        return try withReader { db in
+            // The overlay first (see the type's rules), then `latest`: asked for as many more
+            // rows as the overlay may remove, so that a full page stays full.
+            let recent = overlay.withLock { o in o.filter { inRange($0.key) } }
+            let dead = recent.values.filter { !$0.live }.count
+            let stored = try db.query(
+                "SELECT ptr FROM latest WHERE ptr >= ?1 AND ptr < ?2 AND ptr > ?3 AND live = 1 ORDER BY ptr LIMIT ?4",
+                [.text(prefix), .text(upper), .text(low), .int(Int64(limit + dead))]
             ) { $0.text(0) ?? "" }
+            var ids = Set(stored)
+            for (p, n) in recent {
+                if n.live { ids.insert(p) } else { ids.remove(p) }
+            }
+            var out = ids.sorted()
+            // A full page from `latest` ends where its last id ends.
+            if stored.count == limit + dead, let last = stored.last { out = out.filter { $0 <= last } }
+            return Array(out.prefix(limit))
         }
     }
 
@@ -191,14 +385,15 @@ public final class SQLiteStore: Store, @unchecked Sendable {
     }
 
     public func resolve(_ txn: String) throws -> TxnRecordStatus {
-        try writer.withLock { db in
-            try db.run("INSERT OR IGNORE INTO txns (id, status, ts) VALUES (?, 0, NULL)", [.text(txn)])
-            return try db.query("SELECT status, ts FROM txns WHERE id = ?", [.text(txn)], row: Self.status).first ?? .aborted
+        try writer.withLock { w in
+            try w.db.run("INSERT OR IGNORE INTO txns (id, status, ts) VALUES (?, 0, NULL)", [.text(txn)])
+            return try w.db.query("SELECT status, ts FROM txns WHERE id = ?", [.text(txn)], row: Self.status).first ?? .aborted
         }
     }
 
     public func startIncarnation() throws -> (incarnation: UInt64, ceiling: Timestamp) {
-        try writer.withLock { db in
+        try writer.withLock { w in
+            let db = w.db
             try db.exec("BEGIN IMMEDIATE")
             do {
                 let lastText = try db.query("SELECT value FROM meta WHERE key = 'incarnation'") { $0.text(0) }.first ?? nil
@@ -219,48 +414,65 @@ public final class SQLiteStore: Store, @unchecked Sendable {
     }
 
     public func raiseCeiling(_ ts: Timestamp) throws {
-        try writer.withLock { db in
-            try db.run(
+        try writer.withLock { w in
+            _ = try w.db.run(
                 "INSERT INTO meta (key, value) VALUES ('ceiling', ?) ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)",
                 [.text(ts.text)])
         }
     }
 
+    /// Version GC walks the log in `seq` order (about commit order), from where the last step
+    /// stopped (`meta.gc_seq`), so each version is looked at once however many pointers there
+    /// are. A version whose successor is at or below `cut` is deleted when the successor is
+    /// visited; a delete at or below `cut` that is still its pointer's newest version is
+    /// deleted with its `latest` entry. A step stops at `limit` rows or at the first row above
+    /// `cut`; the cursor it answers is opaque (`after` nil starts from the saved one).
     public func prune(after: String?, limit: Int, cut: Timestamp) throws -> PruneStep {
-        try writer.withLock { db in
+        try writer.withLock { w in
+            let db = w.db
             try db.exec("BEGIN IMMEDIATE")
+            var dropped: [(ptr: String, seq: Int64)] = []
+            var cursor: Int64 = 0
+            var visited = 0
+            var deleted = 0
             do {
-                var visited = 0
-                var deleted = 0
-                var last = after
-                let c = SQLiteBind.text(cut.text)
-                while visited < limit {
-                    // The next pointer id: an index seek, however many versions each has.
-                    let next: String?
-                    if let l = last {
-                        next = try db.query("SELECT ptr FROM versions WHERE ptr > ? ORDER BY ptr LIMIT 1", [.text(l)]) { $0.text(0) }.first ?? nil
-                    } else {
-                        next = try db.query("SELECT ptr FROM versions ORDER BY ptr LIMIT 1") { $0.text(0) }.first ?? nil
-                    }
-                    guard let p = next else { break }
-                    visited += 1
-                    last = p
-                    deleted += try db.run(
-                        "DELETE FROM versions WHERE ptr = ?1 AND ts < (SELECT max(ts) FROM versions WHERE ptr = ?1 AND ts <= ?2)",
-                        [.text(p), c])
-                    deleted += try db.run(
-                        "DELETE FROM versions WHERE ptr = ?1 AND ts <= ?2 AND value IS NULL AND ts = (SELECT max(ts) FROM versions WHERE ptr = ?1)",
-                        [.text(p), c])
+                cursor = try after.flatMap { Int64($0) } ?? Self.metaInt(db, "gc_seq")
+                let rows = try db.query(
+                    "SELECT seq, ptr, ts, value IS NULL, prev FROM log WHERE seq > ? ORDER BY seq LIMIT ?",
+                    [.int(cursor), .int(Int64(limit))]
+                ) { r in
+                    (seq: r.int(0), ptr: r.text(1) ?? "", ts: r.text(2).flatMap { Timestamp(text: $0) } ?? .zero,
+                     isDelete: r.int(3) != 0, prev: r.isNull(4) ? nil : Optional(r.int(4)))
                 }
+                for r in rows {
+                    // Rows come in about commit order: the first above the cut ends the pass.
+                    guard r.ts <= cut else { break }
+                    visited += 1
+                    cursor = r.seq
+                    // A dangling `prev` ends the chain: seqs are never reused.
+                    if let p = r.prev { deleted += try db.run("DELETE FROM log WHERE seq = ?", [.int(p)]) }
+                    if r.isDelete, try newestSeq(r.ptr, db) == r.seq {
+                        deleted += try db.run("DELETE FROM log WHERE seq = ?", [.int(r.seq)])
+                        try db.run("DELETE FROM latest WHERE ptr = ?", [.text(r.ptr)])
+                        dropped.append((r.ptr, r.seq))
+                    }
+                }
+                try Self.setMeta(db, "gc_seq", String(cursor))
                 try db.run(
                     "INSERT INTO meta (key, value) VALUES ('gc_cut', ?) ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)",
-                    [c])
+                    [.text(cut.text)])
                 try db.exec("COMMIT")
-                return PruneStep(visited: visited, last: last, deleted: deleted)
             } catch {
                 try? db.exec("ROLLBACK")
                 throw error
             }
+            if !dropped.isEmpty {
+                overlay.withLock { o in
+                    for d in dropped where o[d.ptr]?.seq == d.seq { o[d.ptr] = nil }
+                }
+            }
+            // Fewer than `limit` visited: the pass is complete (the cut or the log's end).
+            return PruneStep(visited: visited, last: String(cursor), deleted: deleted)
         }
     }
 
@@ -272,7 +484,8 @@ public final class SQLiteStore: Store, @unchecked Sendable {
     }
 
     public func pruneRecords(before cut: Timestamp, limit: Int) throws -> Int {
-        try writer.withLock { db in
+        try writer.withLock { w in
+            let db = w.db
             try db.exec("BEGIN IMMEDIATE")
             do {
                 let ids = try db.query(
@@ -309,7 +522,7 @@ public final class SQLiteStore: Store, @unchecked Sendable {
 
     public func stats() throws -> StoreStats {
         try withReader { db in
-            let versions = try db.query("SELECT count(*) FROM versions") { $0.int(0) }.first ?? 0
+            let versions = try db.query("SELECT count(*) FROM log") { $0.int(0) }.first ?? 0
             let txns = try db.query("SELECT count(*) FROM txns") { $0.int(0) }.first ?? 0
             let pages = try db.query("PRAGMA page_count") { $0.int(0) }.first ?? 0
             let pageSize = try db.query("PRAGMA page_size") { $0.int(0) }.first ?? 0
@@ -320,7 +533,7 @@ public final class SQLiteStore: Store, @unchecked Sendable {
     /// Checkpoints the log and releases the directory lock, so another store (a restarted
     /// node in the same process, or another process) may open the directory.
     public func close() {
-        writer.withLock { db in try? db.exec("PRAGMA wal_checkpoint(TRUNCATE)") }
+        writer.withLock { w in try? w.db.exec("PRAGMA wal_checkpoint(TRUNCATE)") }
         readers.withLock { $0.removeAll() }
         flock(lockFD, LOCK_UN)
     }

@@ -13,6 +13,10 @@ struct Bench: AsyncParsableCommand {
         abstract: "Run a benchmark workload: bank, hot or read-mostly.",
         discussion: "Progress goes to standard error; the final result is one JSON line on standard output.")
 
+    enum EmbeddedStore: String, ExpressibleByArgument, CaseIterable {
+        case sqlite, memory
+    }
+
     enum Workload: String, ExpressibleByArgument, CaseIterable {
         case bank, hot
         case readMostly = "read-mostly"
@@ -22,6 +26,8 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Base URL of a node.") var url = "http://127.0.0.1:9000"
     @Flag(help: "Run against an embedded node in this process (durable SQLite in a temporary directory).") var embedded = false
     @Option(help: "Data directory for --embedded (default: a fresh temporary one).") var data: String?
+    @Option(help: "Store of --embedded: sqlite (durable, the default) or memory (not durable; only to measure what the store costs).")
+    var store: EmbeddedStore = .sqlite
     @Option(help: "Accounts (default 10,000; hot: 10; read-mostly: 100,000).") var accounts: Int?
     @Option(help: "Concurrent clients.") var clients = 32
     @Option(help: "Measured seconds, after the warm-up.") var seconds = 20
@@ -45,8 +51,9 @@ struct Bench: AsyncParsableCommand {
             let dir = data ?? NSTemporaryDirectory() + "restm-bench-\(UInt32.random(in: 0...UInt32.max))"
             var c = NodeConfiguration()
             c.limits.openTxnsMax = max(c.limits.openTxnsMax, clients * 2)
-            let node = try await Node.open(store: try SQLiteStore(directory: dir, durability: .sync), configuration: c)
-            log("embedded node on \(dir) (sync durability)")
+            let backing: any Store = store == .memory ? MemoryStore() : try SQLiteStore(directory: dir, durability: .sync)
+            let node = try await Node.open(store: backing, configuration: c)
+            log(store == .memory ? "embedded node on a memory store (NOT durable: measures the store's cost)" : "embedded node on \(dir) (sync durability)")
             try await runWorkload(TransactionalMemory(backend: EmbeddedBackend(node: node)), seed: seed)
             await node.shutdown()
             if data == nil { try? FileManager.default.removeItem(atPath: dir) }
@@ -201,7 +208,7 @@ struct Bench: AsyncParsableCommand {
         if workload == .readMostly { o.append(("txns_per_s", String(format: "%.1f", Double(committed) / secs))) }
         o.append(contentsOf: [
             ("total", String(total)), ("accounts", String(n)), ("clients", String(clients)), ("seconds", String(seconds)),
-            ("mode", embedded ? "\"embedded\"" : "\"http\""),
+            ("mode", embedded ? (store == .memory ? "\"embedded-memory\"" : "\"embedded\"") : "\"http\""),
             ("bench_cpu_percent", String(format: "%.1f", 100 * cpu / (secs + Double(warmup)))),
             ("seed", String(seed)),
         ])
