@@ -1,0 +1,172 @@
+import Foundation
+import RestmCore
+@testable import RestmStore
+import RestmTestSupport
+import Testing
+
+/// The SQLite store's log layout: the newest versions held in memory (the overlay) and
+/// written to `latest` in chunks must never lose an acknowledged version, whatever moment a
+/// crash picks; GC on the log keeps exactly what reads at or after the cut need; stores of
+/// the first layout are migrated.
+@Suite struct SQLiteLogTests {
+    func ts(_ ms: UInt64) -> Timestamp { Timestamp(wallMillis: ms, node: 1) }
+
+    /// What a `kill -9` leaves: the database and its WAL as they are on disk now (the store
+    /// stays open, so nothing is checkpointed or flushed on the way out).
+    func crashCopy(of dir: TemporaryDirectory) throws -> TemporaryDirectory {
+        let copy = TemporaryDirectory()
+        for name in ["restm.sqlite", "restm.sqlite-wal"] where FileManager.default.fileExists(atPath: dir.path + "/" + name) {
+            try FileManager.default.copyItem(atPath: dir.path + "/" + name, toPath: copy.path + "/" + name)
+        }
+        return copy
+    }
+
+    /// Every pointer's history, newest first, and the live listing, as the model says.
+    func expectMatches(_ store: SQLiteStore, _ model: [String: [Version]], seed: UInt64, _ when: String) throws {
+        for (p, versions) in model {
+            let h = try store.history(p, before: nil, limit: 10_000)
+            #expect(h == versions, "seed \(seed), \(when): history of \(p)")
+            #expect(try store.newest(p) == versions.first, "seed \(seed), \(when): newest of \(p)")
+            if versions.count > 1 {
+                let mid = versions[versions.count / 2]
+                #expect(try store.version(p, atOrBefore: mid.ts) == mid, "seed \(seed), \(when): \(p) at \(mid.ts.text)")
+            }
+        }
+        let live = model.filter { $0.value.first?.value != nil }.keys.sorted()
+        #expect(try store.list(prefix: "", after: nil, limit: 100_000) == live, "seed \(seed), \(when): listing")
+        // Paged listing: pages of 7 add up to the same.
+        var paged: [String] = []
+        var after: String?
+        while true {
+            let page = try store.list(prefix: "", after: after, limit: 7)
+            paged += page
+            guard page.count == 7 else { break }
+            after = page.last
+        }
+        #expect(paged == live, "seed \(seed), \(when): paged listing")
+    }
+
+    @Test func aCrashAtAnyPointKeepsEveryCommittedVersion() throws {
+        var rng = SeededRandom.fromEnvironment()
+        let seed = rng.seed
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        // A tiny overlay: flushes to `latest` happen every few commits.
+        let store = try SQLiteStore(directory: dir.path, durability: .async, overlayFlushAt: 12, flushChunk: 5)
+        defer { store.close() }
+        var model: [String: [Version]] = [:]
+        var clock: UInt64 = 1_000
+        for round in 1...400 {
+            var records: [CommitRecord] = []
+            for _ in 0..<Int(rng.next() % 3 + 1) {
+                clock += 1 + rng.next() % 5
+                var writes: [(ptr: String, value: String?)] = []
+                var used: Set<String> = []
+                for _ in 0..<Int(rng.next() % 4 + 1) {
+                    let p = "p\(rng.next() % 40)"
+                    guard used.insert(p).inserted else { continue }
+                    writes.append((p, rng.next() % 5 == 0 ? nil : "\(rng.next() % 1000)"))
+                }
+                records.append(CommitRecord(txn: "t\(round).\(records.count)", ts: ts(clock), writes: writes))
+            }
+            #expect(try store.commit(records, ceiling: nil).allSatisfy { $0 == .committed })
+            for r in records {
+                for w in r.writes { model[w.ptr, default: []].insert(Version(ts: r.ts, txn: r.txn, value: w.value), at: 0) }
+            }
+            if round % 80 == 0 {
+                try expectMatches(store, model, seed: seed, "live store after round \(round)")
+                let copy = try crashCopy(of: dir)
+                defer { copy.remove() }
+                let reopened = try SQLiteStore(directory: copy.path, durability: .async, overlayFlushAt: 12, flushChunk: 5)
+                try expectMatches(reopened, model, seed: seed, "reopened after a crash at round \(round)")
+                // The reopened store goes on from there: a new version chains onto the old.
+                _ = try reopened.commit([CommitRecord(txn: "after", ts: ts(clock + 1), writes: [("p0", "\"again\"")])], ceiling: nil)
+                #expect(try reopened.history("p0", before: nil, limit: 10_000).dropFirst().elementsEqual(model["p0"] ?? []),
+                        "seed \(seed): p0's chain after a new commit")
+                reopened.close()
+            }
+        }
+    }
+
+    @Test func gcOnTheLogKeepsWhatReadsAtOrAfterTheCutNeed() throws {
+        for kind in ["memory", "sqlite"] {
+            let dir = TemporaryDirectory()
+            defer { dir.remove() }
+            let store: any Store = kind == "memory" ? MemoryStore() : try SQLiteStore(directory: dir.path, overlayFlushAt: 2, flushChunk: 1)
+            defer { store.close() }
+            _ = try store.commit([
+                CommitRecord(txn: "a", ts: ts(10), writes: [("a", "1"), ("b", "1"), ("c", "1")]),
+                CommitRecord(txn: "b", ts: ts(20), writes: [("a", "2"), ("b", nil)]),
+                CommitRecord(txn: "c", ts: ts(30), writes: [("a", "3")]),
+                CommitRecord(txn: "d", ts: ts(40), writes: [("c", "4"), ("d", nil)]),
+            ], ceiling: nil)
+            // As the node does: a pass in steps of 2 until one visits fewer.
+            var cursor: String?
+            var deleted = 0
+            while true {
+                let step = try store.prune(after: cursor, limit: 2, cut: ts(25))
+                deleted += step.deleted
+                cursor = step.last
+                if step.visited < 2 { break }
+            }
+            #expect(deleted == 3, "\(kind): a@10, b@10 and the delete b@20")
+            #expect(try store.history("a", before: nil, limit: 10).map(\.ts) == [ts(30), ts(20)], "\(kind)")
+            #expect(try store.version("a", atOrBefore: ts(25))?.value == "2", "\(kind)")
+            #expect(try store.history("b", before: nil, limit: 10).isEmpty, "\(kind)")
+            #expect(try store.newest("b") == nil, "\(kind)")
+            #expect(try store.history("c", before: nil, limit: 10).map(\.ts) == [ts(40), ts(10)], "\(kind): c@10 is what a read at 25 sees")
+            #expect(try store.newest("d") == Version(ts: ts(40), txn: "d", value: nil), "\(kind): a delete above the cut stays")
+            #expect(try store.prunedCut() == ts(25))
+            // A later pass with a higher cut finishes the job.
+            cursor = nil
+            while true {
+                let step = try store.prune(after: cursor, limit: 2, cut: ts(100))
+                cursor = step.last
+                if step.visited < 2 { break }
+            }
+            #expect(try store.history("a", before: nil, limit: 10).map(\.ts) == [ts(30)], "\(kind)")
+            #expect(try store.history("c", before: nil, limit: 10).map(\.ts) == [ts(40)], "\(kind)")
+            #expect(try store.newest("d") == nil, "\(kind)")
+            #expect(try store.list(prefix: "", after: nil, limit: 10) == ["a", "c"], "\(kind)")
+            // Pruned pointers can be written again.
+            _ = try store.commit([CommitRecord(txn: "e", ts: ts(110), writes: [("b", "5"), ("a", "6")])], ceiling: nil)
+            #expect(try store.history("b", before: nil, limit: 10).map(\.value) == ["5"], "\(kind)")
+            #expect(try store.history("a", before: nil, limit: 10).map(\.value) == ["6", "3"], "\(kind)")
+        }
+    }
+
+    @Test func aStoreOfTheFirstLayoutIsMigrated() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        do {
+            let db = try SQLiteConnection(path: dir.path + "/restm.sqlite", readOnly: false)
+            try db.exec("PRAGMA journal_mode=WAL")
+            try db.exec("""
+                CREATE TABLE versions (ptr TEXT NOT NULL, ts TEXT NOT NULL, txn TEXT NOT NULL, value TEXT, PRIMARY KEY (ptr, ts)) WITHOUT ROWID;
+                CREATE TABLE txns (id TEXT PRIMARY KEY, status INTEGER NOT NULL, ts TEXT) WITHOUT ROWID;
+                CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+                """)
+            for (p, t, v) in [("x", 10, "1"), ("x", 20, "2"), ("y", 15, "\"y\""), ("z", 12, "0"), ("z", 30, nil)] as [(String, UInt64, String?)] {
+                try db.run("INSERT INTO versions (ptr, ts, txn, value) VALUES (?, ?, ?, ?)",
+                           [.text(p), .text(ts(t).text), .text("old\(t)"), v.map { .text($0) } ?? .null])
+            }
+            try db.run("INSERT INTO txns (id, status, ts) VALUES ('old20', 1, ?)", [.text(ts(20).text)])
+            try db.run("INSERT INTO meta (key, value) VALUES ('incarnation', '4')")
+        }
+        let store = try SQLiteStore(directory: dir.path)
+        #expect(try store.history("x", before: nil, limit: 10).map(\.value) == ["2", "1"])
+        #expect(try store.version("x", atOrBefore: ts(19))?.value == "1")
+        #expect(try store.newest("z")?.value == nil && store.newest("z") != nil)
+        #expect(try store.list(prefix: "", after: nil, limit: 10) == ["x", "y"])
+        #expect(try store.record(of: "old20") == .committed(ts(20)))
+        #expect(try store.startIncarnation().incarnation == 5)
+        _ = try store.commit([CommitRecord(txn: "new", ts: ts(40), writes: [("x", "3")])], ceiling: nil)
+        #expect(try store.history("x", before: nil, limit: 10).map(\.value) == ["3", "2", "1"])
+        store.close()
+        // Once: a reopen finds the new layout and the same data.
+        let again = try SQLiteStore(directory: dir.path)
+        #expect(try again.history("x", before: nil, limit: 10).map(\.value) == ["3", "2", "1"])
+        #expect(try again.stats().versions == 6)
+        again.close()
+    }
+}
