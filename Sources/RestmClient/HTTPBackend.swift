@@ -14,57 +14,57 @@ import Synchronization
 public final class HTTPBackend: TransactionBackend {
     public typealias Handle = String
 
-    let client: HTTPClient
-    let base: String
+    /// How requests travel.
+    public enum Transport: String, Sendable, CaseIterable {
+        /// AsyncHTTPClient's pool: any URL scheme, TLS, proxies. The default.
+        case asyncHTTPClient = "ahc"
+        /// A lean HTTP/1.1 client on SwiftNIO (`http://` only; others fall back to
+        /// AsyncHTTPClient): about a third of the CPU per request, for load generators.
+        case nio
+    }
+
+    let transport: any HTTPTransport
     let token = Mutex<String?>(nil)
-    let requestTimeout: TimeAmount
-    let responseBytesMax: Int
 
     /// - Parameters:
     ///   - url: the node's base URL, e.g. `http://127.0.0.1:9000`
     ///   - connections: keep-alive connections kept to the node
-    public init(url: String, connections: Int = 64, requestTimeout: Duration = .seconds(60), responseBytesMax: Int = 64 << 20) {
-        var pool = HTTPClient.Configuration.ConnectionPool()
-        pool.concurrentHTTP1ConnectionsPerHostSoftLimit = connections
-        pool.idleTimeout = .seconds(60)
-        let config = HTTPClient.Configuration(connectionPool: pool)
-        self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
-        self.base = url.hasSuffix("/") ? String(url.dropLast()) : url
-        self.requestTimeout = .nanoseconds(Int64(requestTimeout.components.seconds) * 1_000_000_000)
-        self.responseBytesMax = responseBytesMax
+    public init(
+        url: String, connections: Int = 64, requestTimeout: Duration = .seconds(60), responseBytesMax: Int = 64 << 20,
+        transport: Transport = .asyncHTTPClient
+    ) {
+        let base = url.hasSuffix("/") ? String(url.dropLast()) : url
+        let timeout = TimeAmount.nanoseconds(Int64(requestTimeout.components.seconds) * 1_000_000_000)
+        if transport == .nio,
+            let nio = NIOTransport(url: base, connections: connections, requestTimeout: timeout, responseBytesMax: responseBytesMax)
+        {
+            self.transport = nio
+        } else {
+            self.transport = AHCTransport(base: base, connections: connections, requestTimeout: timeout, responseBytesMax: responseBytesMax)
+        }
     }
 
     public func shutdown() async throws {
-        try await client.shutdown()
+        try await transport.shutdown()
     }
 
     /// One request; answers the parsed JSON body of a 2xx answer, throws `ClientError` otherwise.
     func call(_ method: HTTPMethod, _ path: String, body: String? = nil, after: Bool = false) async throws -> JSONValue? {
-        var req = HTTPClientRequest(url: base + path)
-        req.method = method
-        req.headers.add(name: "Accept", value: "application/json")
-        if let body {
-            req.headers.add(name: "Content-Type", value: "application/json")
-            req.body = .bytes(ByteBuffer(string: body))
-        }
-        if after, let t = token.withLock({ $0 }) { req.headers.add(name: "Restm-After", value: t) }
-        let response: HTTPClientResponse
-        let bytes: ByteBuffer
+        let answer: HTTPAnswer
         do {
-            response = try await client.execute(req, timeout: requestTimeout)
-            bytes = try await response.body.collect(upTo: responseBytesMax)
+            answer = try await transport.send(method, path, body: body, restmAfter: after ? token.withLock { $0 } : nil)
         } catch {
             throw ClientError.transport("\(method) \(path): \(error)")
         }
-        if let ts = response.headers.first(name: "Restm-Ts") {
+        if let ts = answer.restmTs {
             token.withLock { t in
                 if t == nil || ts > t! { t = ts }
             }
         }
-        let json = bytes.readableBytes == 0 ? nil : try? JSONValue.parse(bytes.readableBytesView)
-        guard (200..<300).contains(Int(response.status.code)) else {
+        let json = answer.body.readableBytes == 0 ? nil : try? JSONValue.parse(answer.body.readableBytesView)
+        guard (200..<300).contains(answer.status) else {
             throw ClientError.server(
-                status: Int(response.status.code), code: json?["error"]?.stringValue ?? "http_\(response.status.code)",
+                status: answer.status, code: json?["error"]?.stringValue ?? "http_\(answer.status)",
                 message: json?["message"]?.stringValue ?? "", retryable: json?["retryable"]?.boolValue ?? false)
         }
         return json
@@ -161,5 +161,41 @@ public final class HTTPBackend: TransactionBackend {
         } catch ClientError.server(404, _, _, _) {
             return nil
         }
+    }
+}
+
+/// Requests through AsyncHTTPClient's connection pool.
+final class AHCTransport: HTTPTransport {
+    let client: HTTPClient
+    let base: String
+    let requestTimeout: TimeAmount
+    let responseBytesMax: Int
+
+    init(base: String, connections: Int, requestTimeout: TimeAmount, responseBytesMax: Int) {
+        var pool = HTTPClient.Configuration.ConnectionPool()
+        pool.concurrentHTTP1ConnectionsPerHostSoftLimit = connections
+        pool.idleTimeout = .seconds(60)
+        self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: HTTPClient.Configuration(connectionPool: pool))
+        self.base = base
+        self.requestTimeout = requestTimeout
+        self.responseBytesMax = responseBytesMax
+    }
+
+    func shutdown() async throws {
+        try await client.shutdown()
+    }
+
+    func send(_ method: HTTPMethod, _ path: String, body: String?, restmAfter: String?) async throws -> HTTPAnswer {
+        var req = HTTPClientRequest(url: base + path)
+        req.method = method
+        req.headers.add(name: "Accept", value: "application/json")
+        if let body {
+            req.headers.add(name: "Content-Type", value: "application/json")
+            req.body = .bytes(ByteBuffer(string: body))
+        }
+        if let t = restmAfter { req.headers.add(name: "Restm-After", value: t) }
+        let response = try await client.execute(req, timeout: requestTimeout)
+        let bytes = try await response.body.collect(upTo: responseBytesMax)
+        return HTTPAnswer(status: Int(response.status.code), restmTs: response.headers.first(name: "Restm-Ts"), body: bytes)
     }
 }

@@ -30,6 +30,8 @@ struct Bench: AsyncParsableCommand {
     var store: EmbeddedStore = .sqlite
     @Option(help: "Accounts (default 10,000; hot: 10; read-mostly: 100,000).") var accounts: Int?
     @Option(help: "Concurrent clients.") var clients = 32
+    @Option(help: "HTTP client of the load generator: nio (lean, the default: the load generator shares the machine) or ahc (AsyncHTTPClient, as applications use).")
+    var httpClient: HTTPBackend.Transport = .nio
     @Option(help: "Measured seconds, after the warm-up.") var seconds = 20
     @Option(help: "Warm-up seconds (not measured).") var warmup = 3
     @Option(help: "Random seed (default: fresh; printed).") var seed: UInt64?
@@ -58,7 +60,7 @@ struct Bench: AsyncParsableCommand {
             await node.shutdown()
             if data == nil { try? FileManager.default.removeItem(atPath: dir) }
         } else {
-            let backend = HTTPBackend(url: url, connections: clients)
+            let backend = HTTPBackend(url: url, connections: clients, transport: httpClient)
             do {
                 try await runWorkload(TransactionalMemory(backend: backend), seed: seed)
             } catch {
@@ -209,6 +211,7 @@ struct Bench: AsyncParsableCommand {
         o.append(contentsOf: [
             ("total", String(total)), ("accounts", String(n)), ("clients", String(clients)), ("seconds", String(seconds)),
             ("mode", embedded ? (store == .memory ? "\"embedded-memory\"" : "\"embedded\"") : "\"http\""),
+            ("http_client", embedded ? "null" : "\"\(httpClient.rawValue)\""),
             ("bench_cpu_percent", String(format: "%.1f", 100 * cpu / (secs + Double(warmup)))),
             ("seed", String(seed)),
         ])
@@ -251,3 +254,5 @@ struct SplitMix {
         return z ^ (z >> 31)
     }
 }
+
+extension HTTPBackend.Transport: ExpressibleByArgument {}

@@ -1,0 +1,231 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+
+/// What one HTTP exchange answers.
+struct HTTPAnswer: Sendable {
+    var status: Int
+    var restmTs: String?
+    var body: ByteBuffer
+}
+
+enum NIOTransportError: Error, CustomStringConvertible {
+    case timedOut(TimeAmount)
+    case responseTooLarge(Int)
+
+    var description: String {
+        switch self {
+        case .timedOut(let t): return "no answer within \(t.nanoseconds / 1_000_000) ms"
+        case .responseTooLarge(let n): return "the response is larger than \(n) bytes"
+        }
+    }
+}
+
+/// Sends one request and answers its response; `HTTPBackend` builds on it.
+protocol HTTPTransport: Sendable {
+    func send(_ method: HTTPMethod, _ path: String, body: String?, restmAfter: String?) async throws -> HTTPAnswer
+    func shutdown() async throws
+}
+
+/// A lean HTTP/1.1 transport straight on SwiftNIO, for load generators: a pool of keep-alive
+/// connections, one request at a time on each, no redirects, no TLS (`http://` only), no
+/// per-request allocation beyond the request's bytes and the response's body. It exists so
+/// that `restm bench` spends less of the machine's CPU than the node it measures
+/// (AsyncHTTPClient costs about as much per request as the server does).
+final class NIOTransport: HTTPTransport {
+    let host: String
+    let port: Int
+    let hostHeader: String
+    let connectionsMax: Int
+    let requestTimeout: TimeAmount
+    let responseBytesMax: Int
+    private let idle = Mutex<[Connection]>([])
+    private let group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+
+    /// Parses `http://host[:port]`; nil for any other scheme.
+    init?(url: String, connections: Int, requestTimeout: TimeAmount, responseBytesMax: Int) {
+        guard url.hasPrefix("http://") else { return nil }
+        var rest = url.dropFirst("http://".count)
+        if let slash = rest.firstIndex(of: "/") { rest = rest[..<slash] }
+        guard !rest.isEmpty else { return nil }
+        if let colon = rest.lastIndex(of: ":"), !rest.hasSuffix("]") {
+            guard let p = Int(rest[rest.index(after: colon)...]), p > 0, p < 65536 else { return nil }
+            host = String(rest[..<colon].filter { $0 != "[" && $0 != "]" })
+            port = p
+        } else {
+            host = String(rest.filter { $0 != "[" && $0 != "]" })
+            port = 80
+        }
+        hostHeader = String(rest)
+        connectionsMax = max(1, connections)
+        self.requestTimeout = requestTimeout
+        self.responseBytesMax = responseBytesMax
+    }
+
+    func shutdown() async throws {
+        let all = idle.withLock { pool in
+            defer { pool.removeAll() }
+            return pool
+        }
+        for c in all { try? await c.channel.close() }
+    }
+
+    func send(_ method: HTTPMethod, _ path: String, body: String?, restmAfter: String?) async throws -> HTTPAnswer {
+        let conn: Connection
+        if let c = idle.withLock({ $0.popLast() }), c.channel.isActive {
+            conn = c
+        } else {
+            conn = try await connect()
+        }
+        var head = HTTPRequestHead(version: .http1_1, method: method, uri: path)
+        head.headers.reserveCapacity(5)
+        head.headers.add(name: "Host", value: hostHeader)
+        head.headers.add(name: "Accept", value: "application/json")
+        var buffer: ByteBuffer?
+        if let body {
+            let b = conn.channel.allocator.buffer(string: body)
+            head.headers.add(name: "Content-Type", value: "application/json")
+            head.headers.add(name: "Content-Length", value: String(b.readableBytes))
+            buffer = b
+        } else if method == .POST || method == .PUT {
+            head.headers.add(name: "Content-Length", value: "0")
+        }
+        if let a = restmAfter { head.headers.add(name: "Restm-After", value: a) }
+        let promise = conn.channel.eventLoop.makePromise(of: HTTPAnswer.self)
+        conn.channel.writeAndFlush(Exchange(head: head, body: buffer, promise: promise), promise: nil)
+        let answer: HTTPAnswer
+        do {
+            answer = try await promise.futureResult.get()
+        } catch {
+            conn.channel.close(promise: nil)
+            throw error
+        }
+        if conn.reusable {
+            idle.withLock { pool in
+                if pool.count < connectionsMax { pool.append(conn) } else { conn.channel.close(promise: nil) }
+            }
+        } else {
+            conn.channel.close(promise: nil)
+        }
+        return answer
+    }
+
+    private func connect() async throws -> Connection {
+        let handler = ExchangeHandler(responseBytesMax: responseBytesMax, timeout: requestTimeout)
+        let channel = try await ClientBootstrap(group: group)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connectTimeout(.seconds(10))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(handler)
+                }
+            }
+            .connect(host: host, port: port)
+            .get()
+        return Connection(channel: channel, handler: handler)
+    }
+
+    /// A pooled connection. `reusable` is read after the exchange completed (the handler
+    /// sets it on the event loop before it fulfils the promise).
+    final class Connection: @unchecked Sendable {
+        let channel: any Channel
+        let handler: ExchangeHandler
+        init(channel: any Channel, handler: ExchangeHandler) {
+            self.channel = channel
+            self.handler = handler
+        }
+        var reusable: Bool { handler.keepAlive.load(ordering: .acquiring) }
+    }
+
+    struct Exchange {
+        var head: HTTPRequestHead
+        var body: ByteBuffer?
+        var promise: EventLoopPromise<HTTPAnswer>
+    }
+
+    /// One exchange at a time: takes the request and its promise on the way out, collects the
+    /// response and fulfils the promise. Fails it if the connection drops, errs or times out.
+    final class ExchangeHandler: ChannelDuplexHandler, @unchecked Sendable {
+        // @unchecked: every field but `keepAlive` is touched only on the channel's event loop.
+        typealias InboundIn = HTTPClientResponsePart
+        typealias OutboundIn = Exchange
+        typealias OutboundOut = HTTPClientRequestPart
+
+        let responseBytesMax: Int
+        let timeout: TimeAmount
+        let keepAlive = Atomic<Bool>(true)
+        private var promise: EventLoopPromise<HTTPAnswer>?
+        private var status = 0
+        private var restmTs: String?
+        private var body: ByteBuffer?
+        private var timer: Scheduled<Void>?
+
+        init(responseBytesMax: Int, timeout: TimeAmount) {
+            self.responseBytesMax = responseBytesMax
+            self.timeout = timeout
+        }
+
+        func write(context: ChannelHandlerContext, data: NIOAny, promise writePromise: EventLoopPromise<Void>?) {
+            let x = unwrapOutboundIn(data)
+            guard self.promise == nil else {
+                x.promise.fail(ChannelError.inappropriateOperationForState)
+                return
+            }
+            self.promise = x.promise
+            status = 0
+            restmTs = nil
+            body = nil
+            let ctx = NIOLoopBound(context, eventLoop: context.eventLoop)
+            timer = context.eventLoop.scheduleTask(in: timeout) { [weak self] in
+                guard let self else { return }
+                self.fail(ctx.value, NIOTransportError.timedOut(self.timeout))
+            }
+            context.write(wrapOutboundOut(.head(x.head)), promise: nil)
+            if let b = x.body { context.write(wrapOutboundOut(.body(.byteBuffer(b))), promise: nil) }
+            context.write(wrapOutboundOut(.end(nil)), promise: writePromise)
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            switch unwrapInboundIn(data) {
+            case .head(let h):
+                status = Int(h.status.code)
+                restmTs = h.headers.first(name: "Restm-Ts")
+                keepAlive.store(h.isKeepAlive, ordering: .releasing)
+            case .body(var part):
+                if (body?.readableBytes ?? 0) + part.readableBytes > responseBytesMax {
+                    fail(context, NIOTransportError.responseTooLarge(responseBytesMax))
+                    return
+                }
+                if body == nil { body = part } else { body!.writeBuffer(&part) }
+            case .end:
+                timer?.cancel()
+                timer = nil
+                let p = promise
+                promise = nil
+                p?.succeed(HTTPAnswer(status: status, restmTs: restmTs, body: body ?? ByteBuffer()))
+            }
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            fail(context, ChannelError.ioOnClosedChannel)
+            context.fireChannelInactive()
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            fail(context, error)
+        }
+
+        private func fail(_ context: ChannelHandlerContext, _ error: any Error) {
+            keepAlive.store(false, ordering: .releasing)
+            timer?.cancel()
+            timer = nil
+            if let p = promise {
+                promise = nil
+                p.fail(error)
+            }
+            context.close(promise: nil)
+        }
+    }
+}
