@@ -48,27 +48,87 @@ public final class SQLiteStore: Store, @unchecked Sendable {
     private let readersIdleMax = 8
     private let lockFD: Int32
     /// Newest versions not yet in `latest`: pointer → (seq, live).
-    private let overlay: Mutex<[String: Newest]>
-    /// The overlay is written to `latest` once it holds this many pointers, `flushChunk` at a
-    /// time (bounds its memory and the work added to one group commit).
+    private let overlay: Mutex<Overlay>
+    /// The overlay is written to `latest`, oldest first and `flushChunk` pointers per group
+    /// commit, while it holds more than `overlayFlushAt` pointers or the log holds more than
+    /// `replayRowsMax` rows above `latest_upto` (what an open must read again).
     let overlayFlushAt: Int
     let flushChunk: Int
+    let replayRowsMax: Int64
 
     struct Newest: Sendable {
         var seq: Int64
         var live: Bool
     }
 
+    /// The newest versions not yet in `latest`, and the order they were written in.
+    struct Overlay: Sendable {
+        private(set) var newest: [String: Newest] = [:]
+        /// (ptr, seq) in increasing `seq` from `head`; an item whose seq is no longer its
+        /// pointer's newest is stale and skipped.
+        private var order: [(ptr: String, seq: Int64)] = []
+        private var head = 0
+
+        subscript(ptr: String) -> Newest? { newest[ptr] }
+        var count: Int { newest.count }
+
+        mutating func add(_ ptr: String, _ n: Newest) {
+            newest[ptr] = n
+            order.append((ptr, n.seq))
+        }
+
+        /// The oldest live entries, at most `limit` of them among at most `scanMax` items;
+        /// `end` is where a `drop(through:)` resumes and `upto` the last seq looked at.
+        func oldest(_ limit: Int, scanMax: Int) -> (entries: [(ptr: String, n: Newest)], end: Int, upto: Int64?) {
+            var out: [(ptr: String, n: Newest)] = []
+            var i = head
+            var upto: Int64?
+            while i < order.count, out.count < limit, i - head < scanMax {
+                let it = order[i]
+                if let n = newest[it.ptr], n.seq == it.seq { out.append((it.ptr, n)) }
+                upto = it.seq
+                i += 1
+            }
+            return (out, i, upto)
+        }
+
+        /// Forgets the items before `end` (written to `latest`).
+        mutating func drop(through end: Int) {
+            for i in head..<end {
+                let it = order[i]
+                if newest[it.ptr]?.seq == it.seq { newest[it.ptr] = nil }
+            }
+            head = end
+            if head > 4_096, head * 2 > order.count {
+                order.removeFirst(head)
+                head = 0
+            }
+        }
+
+        /// Forgets `ptr` if `seq` is still its newest (GC pruned it).
+        mutating func remove(_ ptr: String, seq: Int64) {
+            if newest[ptr]?.seq == seq { newest[ptr] = nil }
+        }
+    }
+
     struct Writer: @unchecked Sendable {
         let db: SQLiteConnection
         /// The last `seq` used (rows may since have been pruned; never reused).
         var lastSeq: Int64 = 0
+        /// `latest` holds every pointer's newest version among rows up to this seq.
+        var latestUpto: Int64 = 0
     }
 
     public var kind: String { "sqlite" }
 
+    /// Up to which seq `latest` is complete (for tests).
+    var latestUpto: Int64 { writer.withLock { $0.latestUpto } }
+
     /// Opens (creating if needed) the store in directory `directory`.
-    public init(directory: String, durability: Durability = .sync, overlayFlushAt: Int = 8_192, flushChunk: Int = 4_096) throws {
+    public init(
+        directory: String, durability: Durability = .sync,
+        overlayFlushAt: Int = 65_536, flushChunk: Int = 4_096, replayRowsMax: Int = 262_144
+    ) throws {
         try Self.makeDirectory(directory)
         let path = directory.hasSuffix("/") ? directory + "restm.sqlite" : directory + "/restm.sqlite"
         let lockPath = directory + "/LOCK"
@@ -83,6 +143,7 @@ public final class SQLiteStore: Store, @unchecked Sendable {
         self.durability = durability
         self.overlayFlushAt = max(1, overlayFlushAt)
         self.flushChunk = max(1, min(flushChunk, overlayFlushAt))
+        self.replayRowsMax = Int64(max(1, replayRowsMax))
         do {
             let conn = try SQLiteConnection(path: path, readOnly: false)
             try conn.exec("PRAGMA journal_mode=WAL")
@@ -102,9 +163,9 @@ public final class SQLiteStore: Store, @unchecked Sendable {
                 CREATE INDEX IF NOT EXISTS txns_by_ts ON txns (ts) WHERE status = 1;
                 """)
             try Self.migrateVersionsTable(conn)
-            let (entries, lastSeq) = try Self.overlayFromLog(conn)
+            let (entries, lastSeq, upto) = try Self.overlayFromLog(conn)
             overlay = Mutex(entries)
-            writer = Mutex(Writer(db: conn, lastSeq: lastSeq))
+            writer = Mutex(Writer(db: conn, lastSeq: lastSeq, latestUpto: upto))
         } catch {
             flock(fd, LOCK_UN)
             Glibc.close(fd)
@@ -168,16 +229,16 @@ public final class SQLiteStore: Store, @unchecked Sendable {
         }
     }
 
-    /// The overlay as the log above `latest_upto` says, and the last `seq` used.
-    private static func overlayFromLog(_ db: SQLiteConnection) throws -> ([String: Newest], Int64) {
+    /// The overlay as the log above `latest_upto` says, the last `seq` used, and `latest_upto`.
+    private static func overlayFromLog(_ db: SQLiteConnection) throws -> (Overlay, Int64, Int64) {
         let upto = try metaInt(db, "latest_upto")
-        var entries: [String: Newest] = [:]
+        var entries = Overlay()
         let rows = try db.query("SELECT seq, ptr, value IS NOT NULL FROM log WHERE seq > ? ORDER BY seq", [.int(upto)]) { r in
             (r.int(0), r.text(1) ?? "", r.int(2) != 0)
         }
-        for (seq, ptr, live) in rows { entries[ptr] = Newest(seq: seq, live: live) }
+        for (seq, ptr, live) in rows { entries.add(ptr, Newest(seq: seq, live: live)) }
         let top = try db.query("SELECT coalesce(max(seq), 0) FROM log") { $0.int(0) }.first ?? 0
-        return (entries, max(top, upto, try metaInt(db, "gc_seq")))
+        return (entries, max(top, upto, try metaInt(db, "gc_seq")), upto)
     }
 
     private static func setMeta(_ db: SQLiteConnection, _ key: String, _ value: String) throws {
@@ -234,7 +295,7 @@ public final class SQLiteStore: Store, @unchecked Sendable {
             outcomes.reserveCapacity(records.count)
             var added: [String: Newest] = [:]
             var seq = w.lastSeq
-            var flushed: [(ptr: String, seq: Int64)] = []
+            var flush: (end: Int, upto: Int64)?
             do {
                 for r in records {
                     let ts = r.ts.text
@@ -263,7 +324,7 @@ public final class SQLiteStore: Store, @unchecked Sendable {
                         "INSERT INTO meta (key, value) VALUES ('ceiling', ?) ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)",
                         [.text(c.text)])
                 }
-                flushed = try flushOldest(db, adding: added.count)
+                flush = try flushOldest(db, w, adding: added.count)
             } catch {
                 try? db.exec("ROLLBACK")
                 throw error
@@ -274,9 +335,10 @@ public final class SQLiteStore: Store, @unchecked Sendable {
                 // A failed COMMIT may or may not have reached the log: say so, and take the
                 // overlay and the next seq from what the database now holds.
                 try? db.exec("ROLLBACK")
-                if let (entries, last) = try? Self.overlayFromLog(db) {
+                if let (entries, last, upto) = try? Self.overlayFromLog(db) {
                     overlay.withLock { $0 = entries }
                     w.lastSeq = max(w.lastSeq, last, seq)
+                    w.latestUpto = upto
                 } else {
                     w.lastSeq = max(w.lastSeq, seq)
                 }
@@ -284,31 +346,34 @@ public final class SQLiteStore: Store, @unchecked Sendable {
                 throw e
             }
             w.lastSeq = seq
+            if let f = flush { w.latestUpto = f.upto }
             overlay.withLock { o in
-                for f in flushed where o[f.ptr]?.seq == f.seq { o[f.ptr] = nil }
-                for (p, n) in added { o[p] = n }
+                if let f = flush { o.drop(through: f.end) }
+                // In seq order, so that the overlay's order stays increasing.
+                for (p, n) in added.sorted(by: { $0.value.seq < $1.value.seq }) { o.add(p, n) }
             }
             return outcomes
         }
     }
 
-    /// When the overlay would grow past `overlayFlushAt`, writes its oldest `flushChunk`
-    /// entries to `latest` in the current transaction and raises `latest_upto`; answers them,
-    /// to be dropped from the overlay once the transaction has committed.
-    private func flushOldest(_ db: SQLiteConnection, adding: Int) throws -> [(ptr: String, seq: Int64)] {
-        let chunk: [(ptr: String, n: Newest)] = overlay.withLock { o in
-            guard o.count + adding > overlayFlushAt else { return [] }
-            return Array(o.map { (ptr: $0.key, n: $0.value) }.sorted { $0.n.seq < $1.n.seq }.prefix(flushChunk))
+    /// When the overlay would grow past `overlayFlushAt` or the log above `latest_upto` past
+    /// `replayRowsMax`, writes the overlay's oldest `flushChunk` entries to `latest` in the
+    /// current transaction and raises `latest_upto`; answers where the overlay is to be cut
+    /// once the transaction has committed.
+    private func flushOldest(_ db: SQLiteConnection, _ w: Writer, adding: Int) throws -> (end: Int, upto: Int64)? {
+        let plan = overlay.withLock { o -> (entries: [(ptr: String, n: Newest)], end: Int, upto: Int64?)? in
+            guard o.count + adding > overlayFlushAt || w.lastSeq - w.latestUpto > replayRowsMax else { return nil }
+            return o.oldest(flushChunk, scanMax: 16 * flushChunk)
         }
-        guard let upto = chunk.last?.n.seq else { return [] }
+        guard let plan, let upto = plan.upto else { return nil }
         // In pointer order: neighbouring keys share pages.
-        for e in chunk.sorted(by: { $0.ptr < $1.ptr }) {
+        for e in plan.entries.sorted(by: { $0.ptr < $1.ptr }) {
             try db.run(
                 "INSERT INTO latest (ptr, seq, live) VALUES (?, ?, ?) ON CONFLICT(ptr) DO UPDATE SET seq = excluded.seq, live = excluded.live",
                 [.text(e.ptr), .int(e.n.seq), .int(e.n.live ? 1 : 0)])
         }
         try Self.setMeta(db, "latest_upto", String(upto))
-        return chunk.map { ($0.ptr, $0.n.seq) }
+        return (plan.end, upto)
     }
 
     public func newest(_ ptr: String) throws -> Version? {
@@ -356,7 +421,7 @@ public final class SQLiteStore: Store, @unchecked Sendable {
         return try withReader { db in
             // The overlay first (see the type's rules), then `latest`: asked for as many more
             // rows as the overlay may remove, so that a full page stays full.
-            let recent = overlay.withLock { o in o.filter { inRange($0.key) } }
+            let recent = overlay.withLock { o in o.newest.filter { inRange($0.key) } }
             let dead = recent.values.filter { !$0.live }.count
             let stored = try db.query(
                 "SELECT ptr FROM latest WHERE ptr >= ?1 AND ptr < ?2 AND ptr > ?3 AND live = 1 ORDER BY ptr LIMIT ?4",
@@ -468,7 +533,7 @@ public final class SQLiteStore: Store, @unchecked Sendable {
             }
             if !dropped.isEmpty {
                 overlay.withLock { o in
-                    for d in dropped where o[d.ptr]?.seq == d.seq { o[d.ptr] = nil }
+                    for d in dropped { o.remove(d.ptr, seq: d.seq) }
                 }
             }
             // Fewer than `limit` visited: the pass is complete (the cut or the log's end).

@@ -46,13 +46,20 @@ import Testing
         #expect(paged == live, "seed \(seed), \(when): paged listing")
     }
 
-    @Test func aCrashAtAnyPointKeepsEveryCommittedVersion() throws {
+    /// (overlayFlushAt, flushChunk, replayRowsMax): a tiny overlay (flushed for its size), and
+    /// a large one flushed because the log to replay grew.
+    static let overlayShapes = [(12, 5, 1_000_000), (1_000, 5, 30)]
+
+    @Test(arguments: overlayShapes)
+    func aCrashAtAnyPointKeepsEveryCommittedVersion(_ shape: (Int, Int, Int)) throws {
         var rng = SeededRandom.fromEnvironment()
         let seed = rng.seed
         let dir = TemporaryDirectory()
         defer { dir.remove() }
-        // A tiny overlay: flushes to `latest` happen every few commits.
-        let store = try SQLiteStore(directory: dir.path, durability: .async, overlayFlushAt: 12, flushChunk: 5)
+        func open(_ path: String) throws -> SQLiteStore {
+            try SQLiteStore(directory: path, durability: .async, overlayFlushAt: shape.0, flushChunk: shape.1, replayRowsMax: shape.2)
+        }
+        let store = try open(dir.path)
         defer { store.close() }
         var model: [String: [Version]] = [:]
         var clock: UInt64 = 1_000
@@ -74,10 +81,11 @@ import Testing
                 for w in r.writes { model[w.ptr, default: []].insert(Version(ts: r.ts, txn: r.txn, value: w.value), at: 0) }
             }
             if round % 80 == 0 {
+                #expect(store.latestUpto > 0, "the overlay was written to `latest` at least once")
                 try expectMatches(store, model, seed: seed, "live store after round \(round)")
                 let copy = try crashCopy(of: dir)
                 defer { copy.remove() }
-                let reopened = try SQLiteStore(directory: copy.path, durability: .async, overlayFlushAt: 12, flushChunk: 5)
+                let reopened = try open(copy.path)
                 try expectMatches(reopened, model, seed: seed, "reopened after a crash at round \(round)")
                 // The reopened store goes on from there: a new version chains onto the old.
                 _ = try reopened.commit([CommitRecord(txn: "after", ts: ts(clock + 1), writes: [("p0", "\"again\"")])], ceiling: nil)
