@@ -22,6 +22,23 @@ struct SQLiteRow {
     func isNull(_ i: Int32) -> Bool { sqlite3_column_type(stmt, i) == SQLITE_NULL }
 }
 
+/// The statements of the commit path: found by index, not by hashing their text on every call.
+enum HotStatement: Int, CaseIterable {
+    case insertTxn, insertLog, latestSeq, upsertLatest, raiseCeiling
+
+    var sql: String {
+        switch self {
+        case .insertTxn: return "INSERT OR IGNORE INTO txns (id, status, ts) VALUES (?, 1, ?)"
+        case .insertLog: return "INSERT INTO log (seq, ptr, ts, txn, value, prev) VALUES (?, ?, ?, ?, ?, ?)"
+        case .latestSeq: return "SELECT seq FROM latest WHERE ptr = ?"
+        case .upsertLatest:
+            return "INSERT INTO latest (ptr, seq, live) VALUES (?, ?, ?) ON CONFLICT(ptr) DO UPDATE SET seq = excluded.seq, live = excluded.live"
+        case .raiseCeiling:
+            return "INSERT INTO meta (key, value) VALUES ('ceiling', ?) ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)"
+        }
+    }
+}
+
 /// A thin wrapper of one SQLite connection with a cache of prepared statements.
 /// Not thread-safe: its owner serializes every use (see `SQLiteStore`).
 // @unchecked Sendable: handed between threads only through a lock (the writer mutex or the
@@ -29,6 +46,7 @@ struct SQLiteRow {
 final class SQLiteConnection: @unchecked Sendable {
     let db: OpaquePointer
     private var statements: [String: OpaquePointer] = [:]
+    private var hot = [OpaquePointer?](repeating: nil, count: HotStatement.allCases.count)
     private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 
     init(path: String, readOnly: Bool) throws(StoreError) {
@@ -95,9 +113,29 @@ final class SQLiteConnection: @unchecked Sendable {
         }
     }
 
+    /// The statement `h`, prepared on first use and then found by index.
+    private func prepared(_ h: HotStatement) throws(StoreError) -> OpaquePointer {
+        if let s = hot[h.rawValue] { return s }
+        let s = try prepared(h.sql)
+        hot[h.rawValue] = s
+        return s
+    }
+
     /// Runs a statement and collects one value per row.
     func query<T>(_ sql: String, _ binds: [SQLiteBind] = [], row: (SQLiteRow) -> T) throws(StoreError) -> [T] {
-        let stmt = try prepared(sql)
+        try query(try prepared(sql), sql, binds, row: row)
+    }
+
+    func query<T>(_ h: HotStatement, _ binds: [SQLiteBind] = [], row: (SQLiteRow) -> T) throws(StoreError) -> [T] {
+        try query(try prepared(h), h.sql, binds, row: row)
+    }
+
+    @discardableResult
+    func run(_ h: HotStatement, _ binds: [SQLiteBind] = []) throws(StoreError) -> Int {
+        try run(try prepared(h), h.sql, binds)
+    }
+
+    private func query<T>(_ stmt: OpaquePointer, _ sql: String, _ binds: [SQLiteBind], row: (SQLiteRow) -> T) throws(StoreError) -> [T] {
         defer {
             sqlite3_reset(stmt)
             sqlite3_clear_bindings(stmt)
@@ -119,7 +157,10 @@ final class SQLiteConnection: @unchecked Sendable {
     /// Runs a statement that returns no rows; answers the number of rows changed.
     @discardableResult
     func run(_ sql: String, _ binds: [SQLiteBind] = []) throws(StoreError) -> Int {
-        let stmt = try prepared(sql)
+        try run(try prepared(sql), sql, binds)
+    }
+
+    private func run(_ stmt: OpaquePointer, _ sql: String, _ binds: [SQLiteBind]) throws(StoreError) -> Int {
         defer {
             sqlite3_reset(stmt)
             sqlite3_clear_bindings(stmt)

@@ -260,7 +260,7 @@ public final class SQLiteStore: Store, @unchecked Sendable {
     /// The `seq` of `ptr`'s newest version: the overlay first, then `latest`.
     private func newestSeq(_ ptr: String, _ db: SQLiteConnection) throws -> Int64? {
         if let n = overlay.withLock({ $0[ptr] }) { return n.seq }
-        return try db.query("SELECT seq FROM latest WHERE ptr = ?", [.text(ptr)]) { $0.int(0) }.first
+        return try db.query(.latestSeq, [.text(ptr)]) { $0.int(0) }.first
     }
 
     private struct LogRow {
@@ -299,31 +299,26 @@ public final class SQLiteStore: Store, @unchecked Sendable {
             do {
                 for r in records {
                     let ts = r.ts.text
-                    let inserted = try db.run("INSERT OR IGNORE INTO txns (id, status, ts) VALUES (?, 1, ?)", [.text(r.txn), .text(ts)])
+                    let inserted = try db.run(.insertTxn, [.text(r.txn), .text(ts)])
                     guard inserted == 1 else {
                         outcomes.append(.alreadyAborted)
                         continue
                     }
-                    var seen: Set<String> = []
+                    guard Self.distinctPointers(r.writes) else {
+                        throw StoreError.failed("transaction \(r.txn) writes a pointer twice")
+                    }
                     for wr in r.writes {
-                        guard seen.insert(wr.ptr).inserted else {
-                            throw StoreError.failed("transaction \(r.txn) writes \(wr.ptr) twice")
-                        }
                         let prev = try added[wr.ptr]?.seq ?? newestSeq(wr.ptr, db)
                         seq += 1
                         try db.run(
-                            "INSERT INTO log (seq, ptr, ts, txn, value, prev) VALUES (?, ?, ?, ?, ?, ?)",
+                            .insertLog,
                             [.int(seq), .text(wr.ptr), .text(ts), .text(r.txn), wr.value.map { .text($0) } ?? .null,
                              prev.map { .int($0) } ?? .null])
                         added[wr.ptr] = Newest(seq: seq, live: wr.value != nil)
                     }
                     outcomes.append(.committed)
                 }
-                if let c = ceiling {
-                    try db.run(
-                        "INSERT INTO meta (key, value) VALUES ('ceiling', ?) ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)",
-                        [.text(c.text)])
-                }
+                if let c = ceiling { try db.run(.raiseCeiling, [.text(c.text)]) }
                 flush = try flushOldest(db, w, adding: added.count)
             } catch {
                 try? db.exec("ROLLBACK")
@@ -356,6 +351,15 @@ public final class SQLiteStore: Store, @unchecked Sendable {
         }
     }
 
+    /// Version timestamps are unique per pointer: one record writes a pointer at most once.
+    static func distinctPointers(_ writes: [(ptr: String, value: String?)]) -> Bool {
+        if writes.count <= 16 {
+            for i in writes.indices.dropFirst() where writes[..<i].contains(where: { $0.ptr == writes[i].ptr }) { return false }
+            return true
+        }
+        return Set(writes.map(\.ptr)).count == writes.count
+    }
+
     /// When the overlay would grow past `overlayFlushAt` or the log above `latest_upto` past
     /// `replayRowsMax`, writes the overlay's oldest `flushChunk` entries to `latest` in the
     /// current transaction and raises `latest_upto`; answers where the overlay is to be cut
@@ -368,9 +372,7 @@ public final class SQLiteStore: Store, @unchecked Sendable {
         guard let plan, let upto = plan.upto else { return nil }
         // In pointer order: neighbouring keys share pages.
         for e in plan.entries.sorted(by: { $0.ptr < $1.ptr }) {
-            try db.run(
-                "INSERT INTO latest (ptr, seq, live) VALUES (?, ?, ?) ON CONFLICT(ptr) DO UPDATE SET seq = excluded.seq, live = excluded.live",
-                [.text(e.ptr), .int(e.n.seq), .int(e.n.live ? 1 : 0)])
+            try db.run(.upsertLatest, [.text(e.ptr), .int(e.n.seq), .int(e.n.live ? 1 : 0)])
         }
         try Self.setMeta(db, "latest_upto", String(upto))
         return (plan.end, upto)
