@@ -34,7 +34,8 @@ public final class HTTPBackend: TransactionBackend {
         transport: Transport = .asyncHTTPClient
     ) {
         let base = url.hasSuffix("/") ? String(url.dropLast()) : url
-        let timeout = TimeAmount.nanoseconds(Int64(requestTimeout.components.seconds) * 1_000_000_000)
+        let timeout = TimeAmount.nanoseconds(
+            Int64(requestTimeout.components.seconds) * 1_000_000_000 + requestTimeout.components.attoseconds / 1_000_000_000)
         if transport == .nio,
             let nio = NIOTransport(url: base, connections: connections, requestTimeout: timeout, responseBytesMax: responseBytesMax)
         {

@@ -78,22 +78,37 @@ final class NIOTransport: HTTPTransport {
         } else {
             conn = try await connect()
         }
-        var head = HTTPRequestHead(version: .http1_1, method: method, uri: path)
-        head.headers.reserveCapacity(5)
-        head.headers.add(name: "Host", value: hostHeader)
-        head.headers.add(name: "Accept", value: "application/json")
-        var buffer: ByteBuffer?
+        // The request's bytes, written by hand: one buffer, no encoder on the way out.
+        let bodyBytes = body?.utf8.count ?? 0
+        var buffer = conn.channel.allocator.buffer(capacity: 160 + path.utf8.count + bodyBytes)
+        buffer.writeString(method.rawValue)
+        buffer.writeStaticString(" ")
+        buffer.writeString(path)
+        buffer.writeStaticString(" HTTP/1.1\r\nHost: ")
+        buffer.writeString(hostHeader)
+        buffer.writeStaticString("\r\nAccept: application/json\r\n")
         if let body {
-            let b = conn.channel.allocator.buffer(string: body)
-            head.headers.add(name: "Content-Type", value: "application/json")
-            head.headers.add(name: "Content-Length", value: String(b.readableBytes))
-            buffer = b
-        } else if method == .POST || method == .PUT {
-            head.headers.add(name: "Content-Length", value: "0")
+            buffer.writeStaticString("Content-Type: application/json\r\nContent-Length: ")
+            buffer.writeString(String(bodyBytes))
+            buffer.writeStaticString("\r\n")
+            if let a = restmAfter {
+                buffer.writeStaticString("Restm-After: ")
+                buffer.writeString(a)
+                buffer.writeStaticString("\r\n")
+            }
+            buffer.writeStaticString("\r\n")
+            buffer.writeString(body)
+        } else {
+            if method == .POST || method == .PUT { buffer.writeStaticString("Content-Length: 0\r\n") }
+            if let a = restmAfter {
+                buffer.writeStaticString("Restm-After: ")
+                buffer.writeString(a)
+                buffer.writeStaticString("\r\n")
+            }
+            buffer.writeStaticString("\r\n")
         }
-        if let a = restmAfter { head.headers.add(name: "Restm-After", value: a) }
         let promise = conn.channel.eventLoop.makePromise(of: HTTPAnswer.self)
-        conn.channel.writeAndFlush(Exchange(head: head, body: buffer, promise: promise), promise: nil)
+        conn.channel.writeAndFlush(Exchange(method: method, bytes: buffer, promise: promise), promise: nil)
         let answer: HTTPAnswer
         do {
             answer = try await promise.futureResult.get()
@@ -118,7 +133,8 @@ final class NIOTransport: HTTPTransport {
             .connectTimeout(.seconds(10))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(RawRequestWriter())
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes)))
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }
@@ -140,9 +156,25 @@ final class NIOTransport: HTTPTransport {
     }
 
     struct Exchange {
-        var head: HTTPRequestHead
-        var body: ByteBuffer?
+        var method: HTTPMethod
+        var bytes: ByteBuffer
         var promise: EventLoopPromise<HTTPAnswer>
+    }
+
+    /// Writes requests encoded by hand: the response decoder sees a bare head (it needs the
+    /// method, to know that an answer to HEAD has no body), and only the body part, which
+    /// carries the whole request's bytes, reaches the socket.
+    final class RawRequestWriter: ChannelOutboundHandler, Sendable {
+        typealias OutboundIn = HTTPClientRequestPart
+        typealias OutboundOut = ByteBuffer
+
+        func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+            if case .body(.byteBuffer(let bytes)) = unwrapOutboundIn(data) {
+                context.write(wrapOutboundOut(bytes), promise: promise)
+            } else {
+                promise?.succeed(())
+            }
+        }
     }
 
     /// One exchange at a time: takes the request and its promise on the way out, collects the
@@ -182,9 +214,8 @@ final class NIOTransport: HTTPTransport {
                 guard let self else { return }
                 self.fail(ctx.value, NIOTransportError.timedOut(self.timeout))
             }
-            context.write(wrapOutboundOut(.head(x.head)), promise: nil)
-            if let b = x.body { context.write(wrapOutboundOut(.body(.byteBuffer(b))), promise: nil) }
-            context.write(wrapOutboundOut(.end(nil)), promise: writePromise)
+            context.write(wrapOutboundOut(.head(HTTPRequestHead(version: .http1_1, method: x.method, uri: ""))), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(x.bytes))), promise: writePromise)
         }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {

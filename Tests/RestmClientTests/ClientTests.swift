@@ -1,5 +1,5 @@
 import Hummingbird
-import RestmClient
+@testable import RestmClient
 import RestmCollections
 import RestmCore
 import RestmHTTP
@@ -239,14 +239,17 @@ import Testing
         #expect(try await node.get("once")?.value == "1")
     }
 
-    @Test func theSameBodiesRunOverHTTP() async throws {
+    /// Both transports (AsyncHTTPClient and the lean NIO one) run the same bodies.
+    @Test(arguments: HTTPBackend.Transport.allCases)
+    func theSameBodiesRunOverHTTP(_ transport: HTTPBackend.Transport) async throws {
         let node = try await Node.open(store: MemoryStore())
+        let serverPort = ServerPort()
         let app = Application(responder: RestmResponder(node: node), configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-                              onServerRunning: { channel in ServerPort.shared.set(channel.localAddress?.port ?? 0) })
+                              onServerRunning: { channel in serverPort.set(channel.localAddress?.port ?? 0) })
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await app.runService(gracefulShutdownSignals: []) }
-            let port = try await ServerPort.shared.wait()
-            let backend = HTTPBackend(url: "http://127.0.0.1:\(port)", connections: 8)
+            let port = try await serverPort.wait()
+            let backend = HTTPBackend(url: "http://127.0.0.1:\(port)", connections: 8, transport: transport)
             let memory = TransactionalMemory(backend: backend)
             try await withThrowingTaskGroup(of: Void.self) { clients in
                 for _ in 0..<4 {
@@ -279,7 +282,27 @@ import Testing
             try await memory.atomically { tx in for (i, p) in many.enumerated() where i % 100 == 0 { try await tx.write(p, Self.number(i)) } }
             let seen = try await memory.atomically { tx in try await tx.read(many) }
             #expect(seen.count == 15 && seen["http-many-1400"]?.intValue == 1400)
+            // Errors arrive as the JSON error of API.md, typed; the connection stays usable.
+            await #expect(throws: ClientError.self) { _ = try await backend.call(.POST, "/txn/nosuch/commit", body: "{}") }
+            do {
+                _ = try await backend.call(.POST, "/txn/begin", body: "{not json")
+                Issue.record("malformed JSON was accepted")
+            } catch ClientError.server(let status, let code, _, let retryable) {
+                #expect(status == 400 && code == "bad_json" && !retryable)
+            }
+            // HEAD answers have no body: the next answer on the connection is still read right.
+            _ = try await backend.call(.HEAD, "/ptr/http-counter")
+            #expect(try await backend.get("http-counter")?.value == Self.number(40))
             try await backend.shutdown()
+            // A request that outlives its timeout fails as a transport error; the next works.
+            let impatient = HTTPBackend(url: "http://127.0.0.1:\(port)", connections: 1, requestTimeout: .milliseconds(300), transport: transport)
+            let started = ContinuousClock.now
+            await #expect(throws: ClientError.self) {
+                _ = try await impatient.call(.POST, "/watch", body: "{\"ptrs\":{\"http-never-written\":null},\"timeoutMs\":3000}")
+            }
+            #expect(ContinuousClock.now - started < .seconds(2))
+            #expect(try await impatient.get("http-counter")?.value == Self.number(40))
+            try await impatient.shutdown()
             group.cancelAll()
         }
     }
@@ -323,7 +346,6 @@ func collectionsRunUnchanged<B: TransactionBackend>(_ memory: TransactionalMemor
 
 /// Hands the port a test server bound to (port 0) to the test.
 final class ServerPort: Sendable {
-    static let shared = ServerPort()
     let port = Mutex<Int>(0)
 
     func set(_ p: Int) { port.withLock { $0 = p } }
