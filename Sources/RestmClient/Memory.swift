@@ -81,7 +81,8 @@ public struct TransactionalMemory<B: TransactionBackend>: Sendable {
                 _ = try await backend.watch(watched, timeout: min(remaining, .seconds(30)))
                 continue
             } catch let e as ClientError where e.retryable {
-                await tx.abandon()
+                // A conflict already ended the transaction: no abort request to send.
+                if !e.endedTheTransaction { await tx.abandon() }
                 report.conflicts += 1
                 conflictAttempts += 1
                 priority = priority ?? tx.rv

@@ -26,6 +26,12 @@ public enum ClientError: Error, Sendable, CustomStringConvertible {
     /// `retry()` waited past the deadline with nothing it read changing.
     case retryTimedOut
 
+    /// API.md: any 409 means the transaction is aborted, so there is nothing left to abort.
+    public var endedTheTransaction: Bool {
+        if case .server(409, _, _, _) = self { return true }
+        return false
+    }
+
     public var retryable: Bool {
         if case .server(_, _, _, let r) = self { return r }
         return false
