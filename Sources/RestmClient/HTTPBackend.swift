@@ -154,6 +154,11 @@ public final class HTTPBackend: TransactionBackend {
         return false
     }
 
+    /// `GET /sys/health`: throws unless the node answers 200.
+    public func health() async throws {
+        _ = try await call(.GET, "/sys/health")
+    }
+
     /// Plain reads and writes outside transactions, for tools.
     public func get(_ ptr: String) async throws -> ReadValue? {
         do {

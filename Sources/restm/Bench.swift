@@ -20,9 +20,12 @@ struct Bench: AsyncParsableCommand {
     enum Workload: String, ExpressibleByArgument, CaseIterable {
         case bank, hot
         case readMostly = "read-mostly"
+        /// Not a workload of WORKLOADS.md: `GET /sys/health` in a loop, no transaction. It
+        /// measures what one request costs the server and the load generator at least.
+        case ping
     }
 
-    @Argument(help: "bank | hot | read-mostly") var workload: Workload
+    @Argument(help: "bank | hot | read-mostly | ping (GET /sys/health in a loop: the cost of a request alone)") var workload: Workload
     @Option(help: "Base URL of a node.") var url = "http://127.0.0.1:9000"
     @Flag(help: "Run against an embedded node in this process (durable SQLite in a temporary directory).") var embedded = false
     @Option(help: "Data directory for --embedded (default: a fresh temporary one).") var data: String?
@@ -49,6 +52,11 @@ struct Bench: AsyncParsableCommand {
     func run() async throws {
         let seed = self.seed ?? UInt64.random(in: 1...UInt64.max)
         log("bench \(workload.rawValue): \(accountCount) accounts, \(clients) clients, \(warmup)+\(seconds) s, seed \(seed), \(embedded ? "embedded" : url)")
+        if workload == .ping {
+            guard !embedded else { throw ValidationError("ping measures HTTP requests: use --url") }
+            try await ping()
+            return
+        }
         if embedded {
             let dir = data ?? NSTemporaryDirectory() + "restm-bench-\(UInt32.random(in: 0...UInt32.max))"
             var c = NodeConfiguration()
@@ -235,6 +243,35 @@ struct Bench: AsyncParsableCommand {
     }
 
     /// CPU seconds used by this process (user + system).
+    /// Requests per second of `GET /sys/health`, with the load generator's CPU per request.
+    func ping() async throws {
+        let backend = HTTPBackend(url: url, connections: clients, transport: httpClient)
+        let stats = Stats()
+        try await backend.health()
+        let cpuStart = Self.cpuSeconds()
+        let start = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<clients {
+                group.addTask {
+                    while !stats.stop.load(ordering: .relaxed) {
+                        try await backend.health()
+                        stats.progress.wrappingAdd(1, ordering: .relaxed)
+                    }
+                }
+            }
+            try await Task.sleep(for: .seconds(seconds))
+            stats.stop.store(true, ordering: .relaxed)
+            try await group.waitForAll()
+        }
+        let secs = Double((ContinuousClock.now - start).components.seconds) + Double((ContinuousClock.now - start).components.attoseconds) / 1e18
+        let cpu = Self.cpuSeconds() - cpuStart
+        try await backend.shutdown()
+        let n = Double(stats.progress.load(ordering: .relaxed))
+        print(
+            "{\"workload\":\"ping\",\"requests_per_s\":\(String(format: "%.1f", n / secs)),\"bench_cpu_us_per_request\":\(String(format: "%.1f", cpu * 1e6 / max(n, 1))),\"bench_cpu_percent\":\(String(format: "%.1f", 100 * cpu / secs)),\"clients\":\(clients),\"seconds\":\(seconds),\"http_client\":\"\(httpClient.rawValue)\"}"
+        )
+    }
+
     static func cpuSeconds() -> Double {
         var u = rusage()
         getrusage(RUSAGE_SELF.rawValue, &u)
