@@ -24,8 +24,11 @@ def peers(text):
 
 main_peers = peers(open(peers_main_path).read())
 sweep_peers = peers(open(peers_sweep_path).read())
-headline = {r['workload']: r for r in rows if not r.get('sweep') and r.get('mode') == 'http'}
+headline = {r['workload']: r for r in rows if not r.get('sweep') and r.get('mode') == 'http' and r.get('http_client') != 'ahc'}
+ahc = next((r for r in rows if not r.get('sweep') and r.get('mode') == 'http' and r.get('http_client') == 'ahc'), None)
+ping = next((r for r in rows if r.get('workload') == 'ping'), None)
 embedded = next((r for r in rows if r.get('mode') == 'embedded'), None)
+embedded_memory = next((r for r in rows if r.get('mode') == 'embedded-memory'), None)
 sweep = sorted((r for r in rows if r.get('sweep')), key=lambda r: r['clients'])
 
 cpu = subprocess.run(['sh', '-c', "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True, text=True).stdout.strip()
@@ -51,19 +54,44 @@ for w in ('bank', 'hot', 'read-mostly'):
         extra = f" ({r.get('txns_per_s')} txns/s)" if 'txns_per_s' in r else ''
         lines.append(f"| reSTM HTTP | {w} ({r['accounts']} accounts) | {r['clients']} | {r['transfers_per_s']}{extra} | {r['conflicts_per_commit']} | "
                      f"{r['p50_ms']} | {r['p99_ms']} | {r['p999_ms']} | {r['max_attempts']} | {r['total_ok']} | {r.get('server_cpu_percent', '')} | {r['bench_cpu_percent']} |")
-if embedded:
-    r = embedded
-    lines.append(f"| reSTM embedded | bank | {r['clients']} | {r['transfers_per_s']} | {r['conflicts_per_commit']} | {r['p50_ms']} | {r['p99_ms']} | "
-                 f"{r['p999_ms']} | {r['max_attempts']} | {r['total_ok']} | (same process) | {r['bench_cpu_percent']} |")
+if ahc:
+    r = ahc
+    lines.append(f"| reSTM HTTP, AsyncHTTPClient load generator | bank ({r['accounts']} accounts) | {r['clients']} | {r['transfers_per_s']} | {r['conflicts_per_commit']} | "
+                 f"{r['p50_ms']} | {r['p99_ms']} | {r['p999_ms']} | {r['max_attempts']} | {r['total_ok']} | {r.get('server_cpu_percent', '')} | {r['bench_cpu_percent']} |")
+for name, r in (('reSTM embedded (SQLite, durable)', embedded), ('reSTM embedded, memory store (not durable: the store\'s cost)', embedded_memory)):
+    if r:
+        lines.append(f"| {name} | bank | {r['clients']} | {r['transfers_per_s']} | {r['conflicts_per_commit']} | {r['p50_ms']} | {r['p99_ms']} | "
+                     f"{r['p999_ms']} | {r['max_attempts']} | {r['total_ok']} | (same process) | {r['bench_cpu_percent']} |")
 for key, name in (('postgresql-serializable', 'PostgreSQL SERIALIZABLE (pgbench)'),
                   ('redis-script-appendfsync-always', 'Redis script, appendfsync always'),
                   ('redis-script-appendfsync-everysec', 'Redis script, appendfsync everysec')):
     v = main_peers.get((32, key))
     lines.append(f'| {name} | bank | 32 | {v if v else "n/a"} | | | | | | | | |')
 bank = headline.get('bank', {}).get('transfers_per_s')
+hot = headline.get('hot', {}).get('transfers_per_s')
 lines += ['', f'Ratios (bank over HTTP, 32 clients): reSTM / PostgreSQL {ratio(bank, pg)}, '
-          f'reSTM / Redis always {ratio(bank, ra)}, reSTM / Redis everysec {ratio(bank, re_)}.', '',
-          '![throughput against clients](bench-clients.svg)', '']
+          f'reSTM / Redis always {ratio(bank, ra)}, reSTM / Redis everysec {ratio(bank, re_)}. '
+          f'Hot / bank: {ratio(hot, bank)}.']
+
+
+def us_per(r, key, per=1.0):
+    """CPU microseconds per unit of work (a transfer, or a request) on one side."""
+    rate = r.get(key) if r else None
+    if not rate or rate == 0:
+        return None
+    return lambda pct: pct / 100.0 * 1e6 / (rate * per)
+
+
+b = headline.get('bank')
+if b and b.get('server_cpu_percent') is not None:
+    f = us_per(b, 'transfers_per_s')
+    lines.append(f"CPU per bank transfer over HTTP (2 requests): server {f(float(b['server_cpu_percent'])):.0f} µs, "
+                 f"load generator {f(float(b['bench_cpu_percent'])):.0f} µs.")
+if ping and ping.get('server_cpu_percent') is not None:
+    f = us_per(ping, 'requests_per_s')
+    lines.append(f"A request alone (`restm bench ping`, GET /sys/health, 32 clients): {ping['requests_per_s']} requests/s; "
+                 f"server {f(float(ping['server_cpu_percent'])):.0f} µs, load generator {ping['bench_cpu_us_per_request']} µs per request.")
+lines += ['', '![throughput against clients](bench-clients.svg)', '']
 
 # The chart: a plain SVG, no dependencies.
 series = {'reSTM (HTTP)': [(r['clients'], r['transfers_per_s']) for r in sweep]}
