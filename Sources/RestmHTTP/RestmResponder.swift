@@ -28,11 +28,6 @@ public struct RestmResponder: HTTPResponder {
     var limits: Limits { node.limits }
 
     public func respond(to request: Request, context: Context) async throws -> Response {
-        await respond(request)
-    }
-
-    /// Every request's answer (Hummingbird's responder and the fast path both call it).
-    func respond(_ request: Request) async -> Response {
         let start = ContinuousClock.now
         var route = "unmatched"
         var response: Response

@@ -195,7 +195,6 @@ struct MetricsReport {
         counter("restm_txn_commits_total", "Transactions committed with writes.", c["txn_committed"] ?? 0)
         counter("restm_txn_readonly_commits_total", "Read-only transactions committed.", c["txn_committed_readonly"] ?? 0)
         counter("restm_txn_aborts_total", "Transactions aborted by clients or timeouts.", c["txn_aborted"] ?? 0)
-        counter("restm_http_fast_path_requests_total", "Transaction requests answered from the channel pipeline.", c["http_fast_path"] ?? 0)
         out += "# HELP restm_txn_conflicts_total Retryable conflicts by cause.\n# TYPE restm_txn_conflicts_total counter\n"
         for cause in ConflictCause.allCases {
             out += "restm_txn_conflicts_total{cause=\"\(cause.rawValue)\"} \(c["conflict_\(cause.rawValue)"] ?? 0)\n"

@@ -98,7 +98,6 @@ struct Serve: AsyncParsableCommand {
         }
         let app = Application(
             responder: responder,
-            server: responder.server(fastPath: ProcessInfo.processInfo.environment["RESTM_FAST_PATH"] != "0"),
             configuration: .init(address: .hostname(host, port: port), serverName: "restm"),
             onServerRunning: { _ in
                 logger.info("serving", metadata: ["restm.url": "http://\(host):\(port)", "restm.data": "\(data)"])
