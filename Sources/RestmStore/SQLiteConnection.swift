@@ -24,17 +24,40 @@ struct SQLiteRow {
 
 /// The statements of the commit path: found by index, not by hashing their text on every call.
 enum HotStatement: Int, CaseIterable {
-    case insertTxn, insertLog, latestSeq, upsertLatest, raiseCeiling
+    case latestSeq, upsertLatest, raiseCeiling
 
     var sql: String {
         switch self {
-        case .insertTxn: return "INSERT OR IGNORE INTO txns (id, status, ts) VALUES (?, 1, ?)"
-        case .insertLog: return "INSERT INTO log (seq, ptr, ts, txn, value, prev) VALUES (?, ?, ?, ?, ?, ?)"
         case .latestSeq: return "SELECT seq FROM latest WHERE ptr = ?"
         case .upsertLatest:
             return "INSERT INTO latest (ptr, seq, live) VALUES (?, ?, ?) ON CONFLICT(ptr) DO UPDATE SET seq = excluded.seq, live = excluded.live"
         case .raiseCeiling:
             return "INSERT INTO meta (key, value) VALUES ('ceiling', ?) ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)"
+        }
+    }
+}
+
+/// Multi-row inserts of the commit path: `rows` tuples in one statement, prepared once per
+/// row count (one statement instead of one per row is most of the writer's saving).
+enum BatchStatement: Int, CaseIterable {
+    case insertTxns, insertLog
+
+    static let rowsMax = 64
+
+    var parameters: Int {
+        switch self {
+        case .insertTxns: return 2
+        case .insertLog: return 6
+        }
+    }
+
+    func sql(rows: Int) -> String {
+        switch self {
+        case .insertTxns:
+            return "INSERT OR IGNORE INTO txns (id, status, ts) VALUES " + Array(repeating: "(?, 1, ?)", count: rows).joined(separator: ", ")
+        case .insertLog:
+            return "INSERT INTO log (seq, ptr, ts, txn, value, prev) VALUES "
+                + Array(repeating: "(?, ?, ?, ?, ?, ?)", count: rows).joined(separator: ", ")
         }
     }
 }
@@ -47,6 +70,7 @@ final class SQLiteConnection: @unchecked Sendable {
     let db: OpaquePointer
     private var statements: [String: OpaquePointer] = [:]
     private var hot = [OpaquePointer?](repeating: nil, count: HotStatement.allCases.count)
+    private var batch = [OpaquePointer?](repeating: nil, count: BatchStatement.allCases.count * (BatchStatement.rowsMax + 1))
     private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 
     init(path: String, readOnly: Bool) throws(StoreError) {
@@ -65,6 +89,8 @@ final class SQLiteConnection: @unchecked Sendable {
 
     deinit {
         for (_, s) in statements { sqlite3_finalize(s) }
+        // (`hot` statements are also in `statements`.)
+        for s in batch { if let s { sqlite3_finalize(s) } }
         sqlite3_close_v2(db)
     }
 
@@ -133,6 +159,25 @@ final class SQLiteConnection: @unchecked Sendable {
     @discardableResult
     func run(_ h: HotStatement, _ binds: [SQLiteBind] = []) throws(StoreError) -> Int {
         try run(try prepared(h), h.sql, binds)
+    }
+
+    /// Runs `kind` for `rows` rows (1…`BatchStatement.rowsMax`); answers the rows changed.
+    @discardableResult
+    func run(_ kind: BatchStatement, rows: Int, _ binds: [SQLiteBind]) throws(StoreError) -> Int {
+        precondition(rows >= 1 && rows <= BatchStatement.rowsMax && binds.count == rows * kind.parameters)
+        let slot = kind.rawValue * (BatchStatement.rowsMax + 1) + rows
+        let stmt: OpaquePointer
+        if let s = batch[slot] {
+            stmt = s
+        } else {
+            var made: OpaquePointer?
+            let sql = kind.sql(rows: rows)
+            let rc = sqlite3_prepare_v3(db, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &made, nil)
+            guard rc == SQLITE_OK, let m = made else { throw Self.error(rc, "\(lastError) preparing \(sql.prefix(80))") }
+            batch[slot] = m
+            stmt = m
+        }
+        return try run(stmt, "batch \(kind) x\(rows)", binds)
     }
 
     private func query<T>(_ stmt: OpaquePointer, _ sql: String, _ binds: [SQLiteBind], row: (SQLiteRow) -> T) throws(StoreError) -> [T] {

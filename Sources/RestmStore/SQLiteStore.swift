@@ -297,10 +297,11 @@ public final class SQLiteStore: Store, @unchecked Sendable {
             var seq = w.lastSeq
             var flush: (end: Int, upto: Int64)?
             do {
-                for r in records {
-                    let ts = r.ts.text
-                    let inserted = try db.run(.insertTxn, [.text(r.txn), .text(ts)])
-                    guard inserted == 1 else {
+                let tsTexts = records.map(\.ts.text)
+                let isNew = try insertRecords(records, tsTexts, db)
+                var rows = RowBatch(db: db)
+                for (i, r) in records.enumerated() {
+                    guard isNew[i] else {
                         outcomes.append(.alreadyAborted)
                         continue
                     }
@@ -310,14 +311,14 @@ public final class SQLiteStore: Store, @unchecked Sendable {
                     for wr in r.writes {
                         let prev = try added[wr.ptr]?.seq ?? newestSeq(wr.ptr, db)
                         seq += 1
-                        try db.run(
-                            .insertLog,
-                            [.int(seq), .text(wr.ptr), .text(ts), .text(r.txn), wr.value.map { .text($0) } ?? .null,
+                        try rows.add(
+                            [.int(seq), .text(wr.ptr), .text(tsTexts[i]), .text(r.txn), wr.value.map { .text($0) } ?? .null,
                              prev.map { .int($0) } ?? .null])
                         added[wr.ptr] = Newest(seq: seq, live: wr.value != nil)
                     }
                     outcomes.append(.committed)
                 }
+                try rows.finish()
                 if let c = ceiling { try db.run(.raiseCeiling, [.text(c.text)]) }
                 flush = try flushOldest(db, w, adding: added.count)
             } catch {
@@ -348,6 +349,62 @@ public final class SQLiteStore: Store, @unchecked Sendable {
                 for (p, n) in added.sorted(by: { $0.value.seq < $1.value.seq }) { o.add(p, n) }
             }
             return outcomes
+        }
+    }
+
+    /// Inserts the records as committed, `BatchStatement.rowsMax` per statement; answers, per
+    /// record, whether it was new. A record already there (a resolver recorded the transaction
+    /// `aborted` first, or the batch names it twice) makes the statement change fewer rows,
+    /// and then its rows are told apart one by one.
+    private func insertRecords(_ records: [CommitRecord], _ ts: [String], _ db: SQLiteConnection) throws -> [Bool] {
+        var isNew = [Bool](repeating: true, count: records.count)
+        var start = 0
+        while start < records.count {
+            let end = min(records.count, start + BatchStatement.rowsMax)
+            var binds: [SQLiteBind] = []
+            binds.reserveCapacity((end - start) * 2)
+            for i in start..<end {
+                binds.append(.text(records[i].txn))
+                binds.append(.text(ts[i]))
+            }
+            if try db.run(.insertTxns, rows: end - start, binds) != end - start {
+                var seen: Set<String> = []
+                for i in start..<end {
+                    guard seen.insert(records[i].txn).inserted else {
+                        isNew[i] = false
+                        continue
+                    }
+                    let row = try db.query("SELECT status, ts FROM txns WHERE id = ?", [.text(records[i].txn)]) { ($0.int(0), $0.text(1)) }.first
+                    isNew[i] = row?.0 == 1 && row?.1 == ts[i]
+                }
+            }
+            start = end
+        }
+        return isNew
+    }
+
+    /// Log rows gathered into multi-row inserts.
+    private struct RowBatch {
+        let db: SQLiteConnection
+        var binds: [SQLiteBind] = []
+        var rows = 0
+
+        init(db: SQLiteConnection) {
+            self.db = db
+            binds.reserveCapacity(BatchStatement.rowsMax * BatchStatement.insertLog.parameters)
+        }
+
+        mutating func add(_ row: [SQLiteBind]) throws {
+            binds.append(contentsOf: row)
+            rows += 1
+            if rows == BatchStatement.rowsMax { try finish() }
+        }
+
+        mutating func finish() throws {
+            guard rows > 0 else { return }
+            try db.run(.insertLog, rows: rows, binds)
+            binds.removeAll(keepingCapacity: true)
+            rows = 0
         }
     }
 
