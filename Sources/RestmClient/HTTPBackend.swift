@@ -19,7 +19,8 @@ public final class HTTPBackend: TransactionBackend {
         /// AsyncHTTPClient's pool: any URL scheme, TLS, proxies. The default.
         case asyncHTTPClient = "ahc"
         /// A lean HTTP/1.1 client on SwiftNIO (`http://` only; others fall back to
-        /// AsyncHTTPClient): about a third of the CPU per request, for load generators.
+        /// AsyncHTTPClient): about half the CPU per transfer of the bank benchmark, for load
+        /// generators.
         case nio
     }
 

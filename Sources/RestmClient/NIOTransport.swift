@@ -37,6 +37,8 @@ final class NIOTransport: HTTPTransport {
     let host: String
     let port: Int
     let hostHeader: String
+    /// The URL's path, if any (a node behind a prefix): put before every request's path.
+    let pathPrefix: String
     let connectionsMax: Int
     let requestTimeout: TimeAmount
     let responseBytesMax: Int
@@ -47,7 +49,13 @@ final class NIOTransport: HTTPTransport {
     init?(url: String, connections: Int, requestTimeout: TimeAmount, responseBytesMax: Int) {
         guard url.hasPrefix("http://") else { return nil }
         var rest = url.dropFirst("http://".count)
-        if let slash = rest.firstIndex(of: "/") { rest = rest[..<slash] }
+        var prefix = ""
+        if let slash = rest.firstIndex(of: "/") {
+            prefix = String(rest[slash...])
+            while prefix.hasSuffix("/") { prefix.removeLast() }
+            rest = rest[..<slash]
+        }
+        pathPrefix = prefix
         guard !rest.isEmpty else { return nil }
         if let colon = rest.lastIndex(of: ":"), !rest.hasSuffix("]") {
             guard let p = Int(rest[rest.index(after: colon)...]), p > 0, p < 65536 else { return nil }
@@ -83,6 +91,7 @@ final class NIOTransport: HTTPTransport {
         var buffer = conn.channel.allocator.buffer(capacity: 160 + path.utf8.count + bodyBytes)
         buffer.writeString(method.rawValue)
         buffer.writeStaticString(" ")
+        buffer.writeString(pathPrefix)
         buffer.writeString(path)
         buffer.writeStaticString(" HTTP/1.1\r\nHost: ")
         buffer.writeString(hostHeader)
