@@ -239,6 +239,25 @@ import Testing
         #expect(try await node.get("once")?.value == "1")
     }
 
+    @Test func theLeanTransportParsesItsURL() async throws {
+        func parse(_ url: String) -> (String, Int, String, String)? {
+            NIOTransport(url: url, connections: 1, requestTimeout: .seconds(1), responseBytesMax: 1).map {
+                ($0.host, $0.port, $0.hostHeader, $0.pathPrefix)
+            }
+        }
+        #expect(parse("http://127.0.0.1:9000")! == ("127.0.0.1", 9000, "127.0.0.1:9000", ""))
+        #expect(parse("http://example.org")! == ("example.org", 80, "example.org", ""))
+        #expect(parse("http://[::1]:8080/restm/")! == ("::1", 8080, "[::1]:8080", "/restm"))
+        #expect(parse("http://node:9000/a/b")! == ("node", 9000, "node:9000", "/a/b"))
+        #expect(parse("https://node:9000") == nil)
+        #expect(parse("http://node:notaport") == nil)
+        #expect(parse("http://") == nil)
+        // An https URL falls back to AsyncHTTPClient rather than failing.
+        let fallback = HTTPBackend(url: "https://node:9000", transport: .nio)
+        #expect(fallback.transport is AHCTransport)
+        try await fallback.shutdown()
+    }
+
     /// Both transports (AsyncHTTPClient and the lean NIO one) run the same bodies.
     @Test(arguments: HTTPBackend.Transport.allCases)
     func theSameBodiesRunOverHTTP(_ transport: HTTPBackend.Transport) async throws {
