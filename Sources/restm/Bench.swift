@@ -10,7 +10,7 @@ import Synchronization
 /// (`--url`) or an embedded node (`--embedded`, durable SQLite in a temporary directory).
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run a benchmark workload: bank, hot or read-mostly.",
+        abstract: "Run a benchmark workload: bank, hot or read-mostly (or ping: the cost of one HTTP request).",
         discussion: "Progress goes to standard error; the final result is one JSON line on standard output.")
 
     enum EmbeddedStore: String, ExpressibleByArgument, CaseIterable {
@@ -51,12 +51,13 @@ struct Bench: AsyncParsableCommand {
 
     func run() async throws {
         let seed = self.seed ?? UInt64.random(in: 1...UInt64.max)
-        log("bench \(workload.rawValue): \(accountCount) accounts, \(clients) clients, \(warmup)+\(seconds) s, seed \(seed), \(embedded ? "embedded" : url)")
         if workload == .ping {
             guard !embedded else { throw ValidationError("ping measures HTTP requests: use --url") }
+            log("bench ping: GET /sys/health, \(clients) clients, \(seconds) s, \(url) (\(httpClient.rawValue))")
             try await ping()
             return
         }
+        log("bench \(workload.rawValue): \(accountCount) accounts, \(clients) clients, \(warmup)+\(seconds) s, seed \(seed), \(embedded ? "embedded" : url)")
         if embedded {
             let dir = data ?? NSTemporaryDirectory() + "restm-bench-\(UInt32.random(in: 0...UInt32.max))"
             var c = NodeConfiguration()
@@ -242,26 +243,30 @@ struct Bench: AsyncParsableCommand {
         local = Stats.S()
     }
 
-    /// CPU seconds used by this process (user + system).
     /// Requests per second of `GET /sys/health`, with the load generator's CPU per request.
     func ping() async throws {
         let backend = HTTPBackend(url: url, connections: clients, transport: httpClient)
         let stats = Stats()
-        try await backend.health()
         let cpuStart = Self.cpuSeconds()
         let start = ContinuousClock.now
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for _ in 0..<clients {
-                group.addTask {
-                    while !stats.stop.load(ordering: .relaxed) {
-                        try await backend.health()
-                        stats.progress.wrappingAdd(1, ordering: .relaxed)
+        do {
+            try await backend.health()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<clients {
+                    group.addTask {
+                        while !stats.stop.load(ordering: .relaxed) {
+                            try await backend.health()
+                            stats.progress.wrappingAdd(1, ordering: .relaxed)
+                        }
                     }
                 }
+                try await Task.sleep(for: .seconds(seconds))
+                stats.stop.store(true, ordering: .relaxed)
+                try await group.waitForAll()
             }
-            try await Task.sleep(for: .seconds(seconds))
-            stats.stop.store(true, ordering: .relaxed)
-            try await group.waitForAll()
+        } catch {
+            try? await backend.shutdown()
+            throw error
         }
         let secs = Double((ContinuousClock.now - start).components.seconds) + Double((ContinuousClock.now - start).components.attoseconds) / 1e18
         let cpu = Self.cpuSeconds() - cpuStart
@@ -272,6 +277,7 @@ struct Bench: AsyncParsableCommand {
         )
     }
 
+    /// CPU seconds used by this process (user + system).
     static func cpuSeconds() -> Double {
         var u = rusage()
         getrusage(RUSAGE_SELF.rawValue, &u)

@@ -35,3 +35,21 @@ def test_bench_embedded():
     with tempfile.TemporaryDirectory() as d:
         r = run_bench(['bank', '--embedded', '--data', d + '/data', '--accounts', '100', '--clients', '8', '--seconds', '2', '--warmup', '0'])
     assert r['total_ok'] is True and r['mode'] == 'embedded' and r['transfers_per_s'] > 0, r
+
+
+def test_bench_with_async_http_client_and_the_memory_store(server):
+    r = run_bench(['bank', '--url', server.url, '--http-client', 'ahc', '--accounts', '100', '--clients', '4', '--seconds', '1', '--warmup', '0'])
+    assert r['total_ok'] is True and r['http_client'] == 'ahc', r
+    r = run_bench(['bank', '--embedded', '--store', 'memory', '--accounts', '100', '--clients', '4', '--seconds', '1', '--warmup', '0'])
+    assert r['total_ok'] is True and r['mode'] == 'embedded-memory', r
+
+
+def test_bench_ping(server):
+    p = subprocess.run([str(restm_bin()), 'bench', 'ping', '--url', server.url, '--clients', '4', '--seconds', '1'],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr[-2000:]
+    r = json.loads(p.stdout.strip().splitlines()[-1])
+    assert r['workload'] == 'ping' and r['requests_per_s'] > 0 and r['bench_cpu_us_per_request'] > 0, r
+    # ping is for HTTP only.
+    p = subprocess.run([str(restm_bin()), 'bench', 'ping', '--embedded'], capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0 and 'use --url' in p.stderr, (p.returncode, p.stderr[-500:])
