@@ -13,11 +13,13 @@ struct HTTPAnswer: Sendable {
 enum NIOTransportError: Error, CustomStringConvertible {
     case timedOut(TimeAmount)
     case responseTooLarge(Int)
+    case unsafeRequest(String)
 
     var description: String {
         switch self {
         case .timedOut(let t): return "no answer within \(t.nanoseconds / 1_000_000) ms"
         case .responseTooLarge(let n): return "the response is larger than \(n) bytes"
+        case .unsafeRequest(let what): return "\(what) holds spaces or control characters"
         }
     }
 }
@@ -80,6 +82,10 @@ final class NIOTransport: HTTPTransport {
     }
 
     func send(_ method: HTTPMethod, _ path: String, body: String?, restmAfter: String?) async throws -> HTTPAnswer {
+        // The request line and headers are written by hand: nothing may break out of them.
+        func unsafe(_ s: String) -> Bool { s.utf8.contains { $0 <= 0x20 || $0 == 0x7f } }
+        guard !unsafe(path) else { throw NIOTransportError.unsafeRequest("the path") }
+        if let a = restmAfter, unsafe(a) { throw NIOTransportError.unsafeRequest("the Restm-After token") }
         let conn: Connection
         if let c = idle.withLock({ $0.popLast() }), c.channel.isActive {
             conn = c

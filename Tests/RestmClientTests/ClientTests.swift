@@ -253,6 +253,9 @@ import Testing
         #expect(parse("http://node:notaport") == nil)
         #expect(parse("http://") == nil)
         // An https URL falls back to AsyncHTTPClient rather than failing.
+        // Nothing a caller passes can break out of the hand-written request line.
+        let lean = try #require(NIOTransport(url: "http://127.0.0.1:9", connections: 1, requestTimeout: .seconds(1), responseBytesMax: 1))
+        await #expect(throws: NIOTransportError.self) { _ = try await lean.send(.GET, "/ptr/a b\r\nX: y", body: nil, restmAfter: nil) }
         let fallback = HTTPBackend(url: "https://node:9000", transport: .nio)
         #expect(fallback.transport is AHCTransport)
         try await fallback.shutdown()
