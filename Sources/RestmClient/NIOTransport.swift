@@ -102,26 +102,19 @@ final class NIOTransport: HTTPTransport {
         buffer.writeStaticString(" HTTP/1.1\r\nHost: ")
         buffer.writeString(hostHeader)
         buffer.writeStaticString("\r\nAccept: application/json\r\n")
-        if let body {
-            buffer.writeStaticString("Content-Type: application/json\r\nContent-Length: ")
-            buffer.writeString(String(bodyBytes))
-            buffer.writeStaticString("\r\n")
-            if let a = restmAfter {
-                buffer.writeStaticString("Restm-After: ")
-                buffer.writeString(a)
-                buffer.writeStaticString("\r\n")
-            }
-            buffer.writeStaticString("\r\n")
-            buffer.writeString(body)
-        } else {
-            if method == .POST || method == .PUT { buffer.writeStaticString("Content-Length: 0\r\n") }
-            if let a = restmAfter {
-                buffer.writeStaticString("Restm-After: ")
-                buffer.writeString(a)
-                buffer.writeStaticString("\r\n")
-            }
+        if let a = restmAfter {
+            buffer.writeStaticString("Restm-After: ")
+            buffer.writeString(a)
             buffer.writeStaticString("\r\n")
         }
+        if body != nil { buffer.writeStaticString("Content-Type: application/json\r\n") }
+        if body != nil || method == .POST || method == .PUT {
+            buffer.writeStaticString("Content-Length: ")
+            buffer.writeString(String(bodyBytes))
+            buffer.writeStaticString("\r\n")
+        }
+        buffer.writeStaticString("\r\n")
+        if let body { buffer.writeString(body) }
         let promise = conn.channel.eventLoop.makePromise(of: HTTPAnswer.self)
         conn.channel.writeAndFlush(Exchange(method: method, bytes: buffer, promise: promise), promise: nil)
         let answer: HTTPAnswer
