@@ -116,7 +116,11 @@ final class NIOTransport: HTTPTransport {
         buffer.writeStaticString("\r\n")
         if let body { buffer.writeString(body) }
         let promise = conn.channel.eventLoop.makePromise(of: HTTPAnswer.self)
-        conn.channel.writeAndFlush(Exchange(method: method, bytes: buffer, promise: promise), promise: nil)
+        // A write that fails (the connection closed under us) fails the exchange at once; a
+        // second completion of the promise is ignored.
+        let written = conn.channel.eventLoop.makePromise(of: Void.self)
+        written.futureResult.whenFailure { promise.fail($0) }
+        conn.channel.writeAndFlush(Exchange(method: method, bytes: buffer, promise: promise), promise: written)
         let answer: HTTPAnswer
         do {
             answer = try await promise.futureResult.get()

@@ -216,9 +216,7 @@ public final class SQLiteStore: Store, @unchecked Sendable {
                 newest[ptr] = Newest(seq: seq, live: value != nil)
             }
             for (ptr, n) in newest {
-                try db.run(
-                    "INSERT INTO latest (ptr, seq, live) VALUES (?, ?, ?) ON CONFLICT(ptr) DO UPDATE SET seq = excluded.seq, live = excluded.live",
-                    [.text(ptr), .int(n.seq), .int(n.live ? 1 : 0)])
+                try db.run(.upsertLatest, [.text(ptr), .int(n.seq), .int(n.live ? 1 : 0)])
             }
             try Self.setMeta(db, "latest_upto", String(seq))
             try db.exec("DROP TABLE versions")
@@ -539,9 +537,7 @@ public final class SQLiteStore: Store, @unchecked Sendable {
 
     public func raiseCeiling(_ ts: Timestamp) throws {
         try writer.withLock { w in
-            _ = try w.db.run(
-                "INSERT INTO meta (key, value) VALUES ('ceiling', ?) ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)",
-                [.text(ts.text)])
+            _ = try w.db.run(.raiseCeiling, [.text(ts.text)])
         }
     }
 
