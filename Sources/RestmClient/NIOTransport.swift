@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import RestmCore
 import Synchronization
 
 /// What one HTTP exchange answers.
@@ -8,6 +9,15 @@ struct HTTPAnswer: Sendable {
     var status: Int
     var restmTs: String?
     var body: ByteBuffer
+    /// The body already parsed (an item of a batch), or nil: parse `body`.
+    var json: JSONValue?
+
+    init(status: Int, restmTs: String?, body: ByteBuffer, json: JSONValue? = nil) {
+        self.status = status
+        self.restmTs = restmTs
+        self.body = body
+        self.json = json
+    }
 }
 
 enum NIOTransportError: Error, CustomStringConvertible {

@@ -11,6 +11,8 @@ public struct Limits: Sendable {
     public var pointersPerTxnMax: Int = 10_000
     /// Pointers in one batch read.
     public var batchReadMax: Int = 1_000
+    /// Requests in one `POST /batch`.
+    public var batchRequestsMax: Int = 1_000
     /// Default idle time between a transaction's requests before it is aborted.
     public var txnIdleTimeoutMs: Int = 30_000
     /// Largest idle timeout a client may ask for.

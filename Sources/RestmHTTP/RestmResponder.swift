@@ -39,7 +39,7 @@ public struct RestmResponder: HTTPResponder {
                 }
                 try node.observeClientToken(ts)
             }
-            response = try await dispatch(request, route: &route)
+            response = try await dispatch(request, context: context, route: &route)
         } catch let e as RestmError {
             response = Reply.error(e)
         } catch {
@@ -78,7 +78,7 @@ public struct RestmResponder: HTTPResponder {
     static let blockingRoutes: Set<String> = ["POST /watch", "GET /events", "GET /task/result/{id}"]
     static let requests = Atomic<UInt64>(0)
 
-    func dispatch(_ request: Request, route: inout String) async throws -> Response {
+    func dispatch(_ request: Request, context: Context, route: inout String) async throws -> Response {
         let path = request.uri.path
         var segments = path.split(separator: "/", omittingEmptySubsequences: false)
         if segments.first == "" { segments.removeFirst() }
@@ -130,6 +130,11 @@ public struct RestmResponder: HTTPResponder {
             route = "GET /ptrs"
             guard method == .get else { throw methodNotAllowed() }
             return try await listPointers(request)
+
+        case ("batch", 1):
+            route = "POST /batch"
+            guard method == .post else { throw methodNotAllowed() }
+            return try await batch(request, context: context)
 
         case ("txn", 1):
             route = "POST /txn"
@@ -348,6 +353,11 @@ public struct RestmResponder: HTTPResponder {
         }
         req.writes = try RequestParsing.writeMap(RequestParsing.member(body, "writes"), field: "writes", valueMax: limits.valueBytesMax)
         for p in try RequestParsing.pointerList(RequestParsing.member(body, "deletes"), field: "deletes") { req.writes.append((p, nil)) }
+        // Extension: a client-chosen id, to resolve a lost answer with GET /txn/{id}.
+        if let v = RequestParsing.member(body, "txn"), !v.isNull {
+            guard let id = v.stringValue else { throw RestmError(.badRequest, "txn must be a string") }
+            req.txn = id
+        }
         let r = try await node.oneShot(req)
         var values = "{"
         for (i, (p, v)) in r.values.enumerated() {
@@ -357,6 +367,7 @@ public struct RestmResponder: HTTPResponder {
         }
         values += "}"
         var o = JSONObject()
+        if let id = req.txn { o.string("txn", id) }
         o.string("status", "committed")
         o.string("ts", r.ts.text)
         o.raw("values", values)

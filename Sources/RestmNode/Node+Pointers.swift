@@ -7,11 +7,15 @@ public struct OneShotRequest: Sendable {
     /// Expected versions: nil expects the pointer absent.
     public var expect: [(String, Timestamp?)] = []
     public var writes: [(String, String?)] = []
+    /// A client-chosen id (`ClientTxnID`): the transaction is then known by it to
+    /// `GET /txn/{id}`, and a second request with the same id does not run again.
+    public var txn: String?
 
-    public init(reads: [String] = [], expect: [(String, Timestamp?)] = [], writes: [(String, String?)] = []) {
+    public init(reads: [String] = [], expect: [(String, Timestamp?)] = [], writes: [(String, String?)] = [], txn: String? = nil) {
         self.reads = reads
         self.expect = expect
         self.writes = writes
+        self.txn = txn
     }
 }
 
@@ -23,13 +27,13 @@ public struct OneShotResult: Sendable {
 extension Node {
     /// Runs `body` as its own transaction, retrying conflicts inside the node with jittered
     /// backoff until the deadline; only then does a conflict reach the caller.
-    func autoRetry<T: Sendable>(_ body: (Txn) async throws -> T) async throws -> T {
+    func autoRetry<T: Sendable>(id: String? = nil, _ body: (Txn) async throws -> T) async throws -> T {
         let deadline = physicalMillis + UInt64(limits.autoRetryDeadlineMs)
         var attempt = 0
         var priority: Timestamp?
         while true {
             attempt += 1
-            let t = try await begin(priority: priority, register: false)
+            let t = try await begin(priority: priority, register: false, id: id)
             priority = priority ?? t.rv
             do {
                 return try await body(t)
@@ -121,28 +125,61 @@ extension Node {
         if req.reads.count + req.expect.count + req.writes.count > limits.pointersPerTxnMax {
             throw RestmError(.tooLarge, "a transaction may touch at most \(limits.pointersPerTxnMax) pointers")
         }
-        return try await autoRetry { t in
-            var values: [(String, ReadResult)] = []
-            for p in req.reads { values.append((p, try await self.read(t, p))) }
-            var mismatched: [(String, Timestamp?)] = []
-            for (p, expected) in req.expect {
-                let r = try await self.read(t, p)
-                if r.version != expected { mismatched.append((p, r.version)) }
-            }
-            if !mismatched.isEmpty {
-                var current = "{"
-                for (i, (p, v)) in mismatched.enumerated() {
-                    if i > 0 { current += "," }
-                    JSONWriter.appendString(p, to: &current)
-                    current += ":" + (v.map { JSONWriter.quoted($0.text) } ?? "null")
-                }
-                current += "}"
-                throw RestmError(.expectationFailed, "\(mismatched.count) pointer(s) are not at the expected version", extra: [("current", current)])
-            }
-            for (p, v) in req.writes { try self.write(t, p, value: v) }
-            let ts = try await self.commit(t)
-            return OneShotResult(ts: ts, values: values)
+        guard let cid = req.txn else {
+            return try await autoRetry { t in try await self.oneShotAttempt(t, req) }
         }
+        guard ClientTxnID.isValid(cid) else {
+            throw RestmError(.badRequest, "txn must be a c followed by 16 to 64 of A-Z a-z 0-9 _ -")
+        }
+        try ensureRunning()
+        // The id is claimed for the whole request: `GET /txn/{id}` answers "active" while it
+        // runs (as committing: no idle timeout applies), then its final status.
+        let claim = Txn(
+            id: cid, rv: clockNow, priority: nil, readOnly: false, nowMillis: physicalMillis,
+            idleTimeoutMillis: UInt64(limits.txnIdleTimeoutMs), registered: true)
+        claim.state.withLock { $0.status = .committing }
+        if let done = try registry.claim(claim) {
+            // The same id again (a client resending): the first outcome, not a second run.
+            guard case .committed(let ts) = done.status else {
+                throw RestmError(.txnNotActive, "transaction \(cid) has finished without committing")
+            }
+            return OneShotResult(ts: ts, values: [])
+        }
+        do {
+            let r = try await autoRetry(id: cid) { t in try await self.oneShotAttempt(t, req) }
+            registry.finish(claim, summary: TxnSummary(id: cid, rv: r.ts, status: .committed(r.ts), reads: req.reads.count + req.expect.count, writes: req.writes.count))
+            return r
+        } catch let e as RestmError where e.code != .outcomeUnknown && e.code != .internal {
+            registry.finish(claim, summary: TxnSummary(id: cid, rv: .zero, status: .aborted(e.message), reads: 0, writes: 0))
+            throw e
+        } catch {
+            // The fate is the store's to tell: `status(of:)` reads the record, or fences.
+            registry.forget(cid)
+            throw error
+        }
+    }
+
+    private func oneShotAttempt(_ t: Txn, _ req: OneShotRequest) async throws -> OneShotResult {
+        var values: [(String, ReadResult)] = []
+        for p in req.reads { values.append((p, try await self.read(t, p))) }
+        var mismatched: [(String, Timestamp?)] = []
+        for (p, expected) in req.expect {
+            let r = try await self.read(t, p)
+            if r.version != expected { mismatched.append((p, r.version)) }
+        }
+        if !mismatched.isEmpty {
+            var current = "{"
+            for (i, (p, v)) in mismatched.enumerated() {
+                if i > 0 { current += "," }
+                JSONWriter.appendString(p, to: &current)
+                current += ":" + (v.map { JSONWriter.quoted($0.text) } ?? "null")
+            }
+            current += "}"
+            throw RestmError(.expectationFailed, "\(mismatched.count) pointer(s) are not at the expected version", extra: [("current", current)])
+        }
+        for (p, v) in req.writes { try self.write(t, p, value: v) }
+        let ts = try await self.commit(t)
+        return OneShotResult(ts: ts, values: values)
     }
 
     /// Versions of `ptr`, newest first, strictly older than `before` if given.

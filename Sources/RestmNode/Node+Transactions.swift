@@ -18,14 +18,16 @@ extension Node {
     // MARK: begin
 
     /// Begins a transaction (DESIGN.md step 1). `idleTimeoutMs` nil takes the default.
-    public func begin(readOnly: Bool = false, idleTimeoutMs: Int? = nil, priority: Timestamp? = nil, register: Bool = true) async throws -> Txn {
+    public func begin(
+        readOnly: Bool = false, idleTimeoutMs: Int? = nil, priority: Timestamp? = nil, register: Bool = true, id given: String? = nil
+    ) async throws -> Txn {
         try ensureRunning()
         if let t = idleTimeoutMs, t <= 0 || t > limits.txnIdleTimeoutMsMax {
             throw RestmError(.badRequest, "timeoutMs must be between 1 and \(limits.txnIdleTimeoutMsMax)")
         }
         try await ensureCeiling()
         let rv = tick()
-        let id = TxnID(node: configuration.nodeID, incarnation: incarnation, sequence: nextSequence()).text
+        let id = given ?? TxnID(node: configuration.nodeID, incarnation: incarnation, sequence: nextSequence()).text
         let t = Txn(
             id: id, rv: rv, priority: priority, readOnly: readOnly, nowMillis: physicalMillis,
             idleTimeoutMillis: UInt64(idleTimeoutMs ?? limits.txnIdleTimeoutMs), registered: register)
@@ -183,6 +185,16 @@ extension Node {
             return TxnSummary(id: id, rv: t.rv, status: t.status, reads: c.reads, writes: c.writes)
         }
         if let s = registry.finished(id) { return s }
+        if ClientTxnID.isValid(id) {
+            // A client-chosen id neither running nor remembered: committed if the store has
+            // its record; otherwise fenced as aborted here, so that a request still on its way
+            // can no longer commit under this id (`claim` refuses it). A restart closes every
+            // connection, so no request from before it can arrive after it.
+            if case .committed(let ts)? = try await storeCall("record", { try self.store.record(of: id) }) {
+                return TxnSummary(id: id, rv: ts, status: .committed(ts), reads: 0, writes: 0)
+            }
+            return registry.fence(TxnSummary(id: id, rv: .zero, status: .aborted("not committed (unknown to this node)"), reads: 0, writes: 0))
+        }
         guard let tid = TxnID(text: id), tid.node == configuration.nodeID, tid.incarnation <= incarnation,
             tid.incarnation < incarnation || tid.sequence <= sequence.load(ordering: .relaxed)
         else {

@@ -65,6 +65,20 @@ public struct TxnSummary: Sendable, Equatable {
     public var writes: Int
 }
 
+/// Client-chosen transaction ids of one-shot transactions (`POST /txn` with `"txn"`, an
+/// extension): `c` and 16–64 of `[A-Za-z0-9_-]`, e.g. 128 random bits in base 32. They
+/// never collide with a node's ids (`t…`), and let a client that lost the answer ask
+/// `GET /txn/{id}` what became of the transaction.
+public enum ClientTxnID {
+    public static func isValid(_ id: String) -> Bool {
+        let u = id.utf8
+        guard u.first == UInt8(ascii: "c"), (17...65).contains(u.count) else { return false }
+        return u.dropFirst().allSatisfy { c in
+            (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c == 0x5f || c == 0x2d
+        }
+    }
+}
+
 /// Transaction ids: `t<node>.<incarnation>.<sequence>`, using only `[A-Za-z0-9._~-]`.
 /// The incarnation makes ids unique across restarts of the node.
 public struct TxnID: Sendable, Equatable {

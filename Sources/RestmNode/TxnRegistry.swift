@@ -28,6 +28,53 @@ final class TxnRegistry: Sendable {
         }
     }
 
+    /// Registers `t` under a client-chosen id unless that id is already known: answers the
+    /// summary of a finished one, throws for one still running.
+    func claim(_ t: Txn) throws -> TxnSummary? {
+        try state.withLock { s in
+            if let done = s.finished[t.id] { return done }
+            guard s.active[t.id] == nil else { throw RestmError(.txnNotActive, "transaction \(t.id) is already running") }
+            guard s.active.count < limits.openTxnsMax else {
+                throw RestmError(.overloaded, "\(limits.openTxnsMax) transactions are open on this node; retry later")
+            }
+            s.active[t.id] = t
+            return nil
+        }
+    }
+
+    /// Forgets an open transaction without a final status (its fate is in the store).
+    func forget(_ id: String) {
+        _ = state.withLock { $0.active.removeValue(forKey: id) }
+    }
+
+    /// Records a final status for an id this node has not seen running (a client-chosen id
+    /// asked about before its request arrived): a later arrival is refused. Answers the
+    /// status now known, which may be another's if the id was seen meanwhile.
+    func fence(_ summary: TxnSummary) -> TxnSummary {
+        state.withLock { s in
+            if let t = s.active[summary.id] {
+                let c = t.counts
+                return TxnSummary(id: t.id, rv: t.rv, status: t.status, reads: c.reads, writes: c.writes)
+            }
+            if let done = s.finished[summary.id] { return done }
+            Self.remember(&s, summary, limits.finishedTxnsMax)
+            return summary
+        }
+    }
+
+    private static func remember(_ s: inout State, _ summary: TxnSummary, _ max: Int) {
+        if s.finished[summary.id] == nil {
+            if s.finishedOrder.count < max {
+                s.finishedOrder.append(summary.id)
+            } else {
+                s.finished.removeValue(forKey: s.finishedOrder[s.finishedHead])
+                s.finishedOrder[s.finishedHead] = summary.id
+                s.finishedHead = (s.finishedHead + 1) % max
+            }
+        }
+        s.finished[summary.id] = summary
+    }
+
     func active(_ id: String) -> Txn? {
         state.withLock { $0.active[id] }
     }
@@ -46,17 +93,7 @@ final class TxnRegistry: Sendable {
     func finish(_ t: Txn, summary: TxnSummary) {
         state.withLock { s in
             s.active.removeValue(forKey: t.id)
-            if s.finished[t.id] == nil {
-                let max = limits.finishedTxnsMax
-                if s.finishedOrder.count < max {
-                    s.finishedOrder.append(t.id)
-                } else {
-                    s.finished.removeValue(forKey: s.finishedOrder[s.finishedHead])
-                    s.finishedOrder[s.finishedHead] = t.id
-                    s.finishedHead = (s.finishedHead + 1) % max
-                }
-            }
-            s.finished[t.id] = summary
+            Self.remember(&s, summary, limits.finishedTxnsMax)
         }
     }
 }

@@ -35,6 +35,8 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Concurrent clients.") var clients = 32
     @Option(help: "HTTP client of the load generator: nio (lean, the default: the load generator shares the machine) or ahc (AsyncHTTPClient, as applications use).")
     var httpClient: HTTPBackend.Transport = .nio
+    @Option(help: "Coalesce concurrent requests into POST /batch with at most this many exchanges in flight (0: every request alone).")
+    var batching = 2
     @Option(help: "Measured seconds, after the warm-up.") var seconds = 20
     @Option(help: "Warm-up seconds (not measured).") var warmup = 3
     @Option(help: "Random seed (default: fresh; printed).") var seed: UInt64?
@@ -42,6 +44,7 @@ struct Bench: AsyncParsableCommand {
     func validate() throws {
         guard clients > 0, clients <= 4096 else { throw ValidationError("--clients must be 1–4096") }
         guard seconds > 0, warmup >= 0 else { throw ValidationError("--seconds must be positive") }
+        guard batching >= 0, batching <= 1_024 else { throw ValidationError("--batching must be 0–1024") }
         if let a = accounts, a < 2 { throw ValidationError("--accounts must be at least 2") }
     }
 
@@ -69,7 +72,9 @@ struct Bench: AsyncParsableCommand {
             await node.shutdown()
             if data == nil { try? FileManager.default.removeItem(atPath: dir) }
         } else {
-            let backend = HTTPBackend(url: url, connections: clients, transport: httpClient)
+            let backend = HTTPBackend(
+                url: url, connections: clients, transport: httpClient,
+                batching: batching == 0 ? nil : HTTPBackend.Batching(inFlightMax: batching))
             do {
                 try await runWorkload(TransactionalMemory(backend: backend), seed: seed)
             } catch {
@@ -221,6 +226,7 @@ struct Bench: AsyncParsableCommand {
             ("total", String(total)), ("accounts", String(n)), ("clients", String(clients)), ("seconds", String(seconds)),
             ("mode", embedded ? (store == .memory ? "\"embedded-memory\"" : "\"embedded\"") : "\"http\""),
             ("http_client", embedded ? "null" : "\"\(httpClient.rawValue)\""),
+            ("batching", embedded ? "null" : String(batching)),
             ("bench_cpu_percent", String(format: "%.1f", 100 * cpu / (secs + Double(warmup)))),
             ("seed", String(seed)),
         ])

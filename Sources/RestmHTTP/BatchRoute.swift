@@ -1,0 +1,116 @@
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import RestmCore
+
+/// `POST /batch` (an extension of API.md, docs/API-EXTENSIONS.md): many independent requests
+/// in one HTTP request, answered in one. Each item is served exactly as it would be on its
+/// own — same route, same checks, same answer — and items run concurrently, so nothing is
+/// ordered between them and each succeeds or fails alone. It exists for clients that have
+/// many transactions in flight (the client library coalesces their requests): the cost of an
+/// HTTP exchange is paid once per batch instead of once per request.
+extension RestmResponder {
+    /// Routes that wait by design, or batch themselves: never inside a batch (one slow item
+    /// would hold every other item's answer).
+    static func batchRefuses(_ method: HTTPRequest.Method, _ path: Substring) -> Bool {
+        let route = path.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        if route == "/batch" || route == "/watch" || route == "/events" { return true }
+        if route.hasPrefix("/task/result/") || route.hasPrefix("/sys/") { return true }
+        return false
+    }
+
+    func batch(_ request: Request, context: Context) async throws -> Response {
+        let body = try await RequestParsing.object(request, limit: limits.requestBytesMax, depth: limits.jsonDepthMax)
+        guard let list = RequestParsing.member(body, "requests"), case .array(let items) = list else {
+            throw RestmError(.badRequest, "the body must be {\"requests\": [{\"method\", \"path\", \"body\"}, ...]}")
+        }
+        guard items.count <= limits.batchRequestsMax else {
+            throw RestmError(.tooLarge, "at most \(limits.batchRequestsMax) requests per batch")
+        }
+        // Every item is checked before any runs: a malformed batch changes nothing.
+        var subrequests: [Request] = []
+        subrequests.reserveCapacity(items.count)
+        for (i, item) in items.enumerated() {
+            guard case .object(let members) = item else { throw RestmError(.badRequest, "requests[\(i)] must be an object") }
+            guard let m = RequestParsing.member(members, "method")?.stringValue else {
+                throw RestmError(.badRequest, "requests[\(i)].method must be a string")
+            }
+            guard let path = RequestParsing.member(members, "path")?.stringValue, path.hasPrefix("/") else {
+                throw RestmError(.badRequest, "requests[\(i)].path must be a string that starts with /")
+            }
+            guard let method = HTTPRequest.Method(m.uppercased()) else {
+                throw RestmError(.badRequest, "requests[\(i)].method is not an HTTP method")
+            }
+            guard !Self.batchRefuses(method, path[...]) else {
+                throw RestmError(.badRequest, "requests[\(i)]: \(method) \(path) waits or batches and cannot be part of a batch")
+            }
+            var fields = HTTPFields()
+            fields[.accept] = "application/json"
+            var buffer = ByteBuffer()
+            if let b = RequestParsing.member(members, "body"), !b.isNull {
+                fields[.contentType] = "application/json"
+                buffer = ByteBuffer(string: b.compactText)
+            }
+            let head = HTTPRequest(method: method, scheme: nil, authority: nil, path: path, headerFields: fields)
+            subrequests.append(Request(head: head, body: RequestBody(buffer: buffer)))
+        }
+        let answers = await withTaskGroup(of: (Int, String).self) { group in
+            for (i, sub) in subrequests.enumerated() {
+                group.addTask { (i, await self.batchItem(sub, context: context)) }
+            }
+            var out = [String](repeating: "", count: subrequests.count)
+            for await (i, text) in group { out[i] = text }
+            return out
+        }
+        var out = "{\"responses\":["
+        out.reserveCapacity(answers.reduce(16) { $0 + $1.count + 1 })
+        for (i, a) in answers.enumerated() {
+            if i > 0 { out += "," }
+            out += a
+        }
+        out += "]}"
+        return Reply.json(.ok, out)
+    }
+
+    /// One item, served by the same code as a request of its own (metrics and logs
+    /// included), as `{"status": code, "body": json}`; a body that is not JSON (an HTML page,
+    /// the metrics text) is given as a JSON string.
+    func batchItem(_ request: Request, context: Context) async -> String {
+        let response: Response
+        do {
+            response = try await respond(to: request, context: context)
+        } catch {
+            response = Reply.error(RestmError(.internal, "internal error: \(error)"))
+        }
+        let collector = BodyCollector()
+        do {
+            try await response.body.write(collector)
+        } catch {
+            return "{\"status\":500,\"body\":{\"error\":\"internal\",\"message\":\"the answer could not be collected\",\"retryable\":false}}"
+        }
+        var out = "{\"status\":\(response.status.code)"
+        let bytes = collector.buffer.readableBytesView
+        if !bytes.isEmpty {
+            out += ",\"body\":"
+            let text = String(decoding: bytes, as: UTF8.self)
+            if response.headers[.contentType]?.hasPrefix("application/json") == true {
+                out += text
+            } else {
+                JSONWriter.appendString(text, to: &out)
+            }
+        }
+        return out + "}"
+    }
+}
+
+/// Gathers a response body written by Hummingbird's writer protocol.
+final class BodyCollector: ResponseBodyWriter, @unchecked Sendable {
+    var buffer = ByteBuffer()
+
+    func write(_ buffer: ByteBuffer) async throws {
+        var b = buffer
+        self.buffer.writeBuffer(&b)
+    }
+
+    func finish(_ trailingHeaders: HTTPFields?) async throws {}
+}
