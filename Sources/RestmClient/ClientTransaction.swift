@@ -1,4 +1,5 @@
 import RestmCore
+import RestmNode
 import Synchronization
 
 #if canImport(Glibc)
@@ -22,6 +23,8 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
         /// Buffered writes in order; nil deletes.
         var writes: [(String, JSONValue?)] = []
         var writeIndex: [String: Int] = [:]
+        /// The id of this attempt's optimistic commit (cache mode), once it is sent.
+        var clientID: String?
     }
 
     /// Pointers per read request (`Limits.batchReadMax` of a node).
@@ -29,11 +32,15 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
 
     let backend: B
     let priority: Timestamp?
+    /// Cache mode: reads come from the cache (or a snapshot read that fills it) and the commit
+    /// checks every version read, in one round trip; no transaction is begun on the node.
+    let cache: ReadCache?
     let state = Mutex(State())
 
-    init(backend: B, priority: Timestamp?) {
+    init(backend: B, priority: Timestamp?, cache: ReadCache? = nil) {
         self.backend = backend
         self.priority = priority
+        self.cache = cache
     }
 
     var rv: Timestamp? { state.withLock { $0.rv } }
@@ -65,6 +72,7 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
             }
         }
         guard !missing.isEmpty else { return out }
+        if let cache { return try await readCached(missing, cache, into: out) }
         let backend = self.backend
         let priority = self.priority
         let wanted = missing
@@ -96,6 +104,37 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
             }
         }
         for p in missing { if let v = fetched[p]?.value { out[p] = v } }
+        return out
+    }
+
+    /// Cache mode: hits from the cache, misses from one snapshot read per 1,000 pointers.
+    private func readCached(_ missing: [String], _ cache: ReadCache, into found: [String: JSONValue]) async throws -> [String: JSONValue] {
+        var out = found
+        var got: [(String, JSONValue?, Timestamp?)] = []
+        var misses: [String] = []
+        for p in missing {
+            if let e = cache.lookup(p) { got.append((p, e.value, e.version)) } else { misses.append(p) }
+        }
+        var rest = misses[...]
+        while !rest.isEmpty {
+            let part = Array(rest.prefix(Self.batchMax))
+            rest = rest.dropFirst(part.count)
+            let (ts, values) = try await backend.snapshotRead(part)
+            for p in part {
+                let r = values[p] ?? ReadValue(value: nil, version: nil)
+                cache.store(p, value: r.value, version: r.version, stamp: ts)
+                got.append((p, r.value, r.version))
+            }
+        }
+        state.withLock { s in
+            for (p, value, version) in got where s.reads[p] == nil {
+                s.reads[p] = .some(version)
+                if let value { s.values[p] = value }
+            }
+        }
+        // What this transaction saw first stays what it sees (a concurrent fill may differ).
+        let seen = state.withLock { s in missing.map { ($0, s.values[$0]) } }
+        for (p, v) in seen { if let v { out[p] = v } }
         return out
     }
 
@@ -156,6 +195,7 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
 
     /// Commits; answers the commit timestamp (the snapshot for a read-only body).
     func commit() async throws -> Timestamp {
+        if let cache { return try await commitExpecting(cache) }
         let (handle, rv, writes) = state.withLock { s in
             (s.handle, s.rv, s.writes.map { ($0.0, $0.1?.compactText) })
         }
@@ -170,6 +210,35 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
         }
         return try await backend.commit(handle, writes: writes)
     }
+
+    /// Cache mode: one round trip that checks every version read and writes. A failed check
+    /// (or any conflict) drops what was read from the cache, so the next attempt reads anew.
+    private func commitExpecting(_ cache: ReadCache) async throws -> Timestamp {
+        let id = ClientTxnID.make()
+        let (expect, writes) = state.withLock { s in
+            s.clientID = id
+            return (s.reads.map { ($0.key, $0.value) }, s.writes)
+        }
+        if expect.isEmpty && writes.isEmpty { return .zero }
+        let ts: Timestamp
+        do {
+            ts = try await backend.commitExpecting(id: id, expect: expect, writes: writes.map { ($0.0, $0.1?.compactText) })
+        } catch let e as ClientError where e.retryable {
+            cache.invalidate(expect.map(\.0))
+            throw e
+        }
+        for (p, v) in writes { cache.store(p, value: v, version: v == nil ? nil : ts, stamp: ts) }
+        return ts
+    }
+
+    /// Cache mode: forgets what this attempt read (after `retry()` or an error of the body,
+    /// which may have come from values that were never current together).
+    func dropCachedReads() {
+        guard let cache else { return }
+        cache.invalidate(state.withLock { Array($0.reads.keys) })
+    }
+
+    var clientID: String? { state.withLock { $0.clientID } }
 
     func abandon() async {
         if let t = state.withLock({ $0.beginTask }), let begun = try? await t.value { await backend.abort(begun.handle) }

@@ -47,6 +47,37 @@ public struct EmbeddedBackend: TransactionBackend {
         do { return try await node.oneShot(OneShotRequest(writes: writes)).ts } catch { throw Self.map(error) }
     }
 
+    public func snapshotRead(_ ptrs: [String]) async throws -> (ts: Timestamp, values: [String: ReadValue]) {
+        do {
+            let r = try await node.oneShot(OneShotRequest(reads: ptrs))
+            var out: [String: ReadValue] = [:]
+            for (p, v) in r.values { out[p] = ReadValue(value: try v.value.map { try JSONValue.parse($0) }, version: v.version) }
+            return (r.ts, out)
+        } catch {
+            throw Self.map(error)
+        }
+    }
+
+    public func commitExpecting(id: String, expect: [(String, Timestamp?)], writes: [(String, String?)]) async throws -> Timestamp {
+        do {
+            return try await node.oneShot(OneShotRequest(expect: expect, writes: writes, txn: id)).ts
+        } catch let e as RestmError where e.code == .expectationFailed {
+            throw ClientError.server(status: e.httpStatus, code: e.code.rawValue, message: e.message, retryable: true)
+        } catch {
+            throw Self.map(error)
+        }
+    }
+
+    public func resolve(id: String) async throws -> Timestamp? {
+        let s: TxnSummary
+        do { s = try await node.status(of: id) } catch { throw Self.map(error) }
+        switch s.status {
+        case .committed(let ts): return ts
+        case .aborted: return nil
+        default: throw ClientError.outcomeUnknown(txn: id)
+        }
+    }
+
     public func abort(_ handle: Txn) async {
         node.abort(handle)
     }

@@ -150,6 +150,38 @@ public final class HTTPBackend: TransactionBackend {
         return json?["ts"]?.stringValue.flatMap { Timestamp(text: $0) } ?? .zero
     }
 
+    public func snapshotRead(_ ptrs: [String]) async throws -> (ts: Timestamp, values: [String: ReadValue]) {
+        let json = try await call(.POST, "/txn", body: "{\"reads\":" + Self.list(ptrs) + "}", after: true)
+        guard let ts = json?["ts"]?.stringValue.flatMap({ Timestamp(text: $0) }) else {
+            throw ClientError.transport("POST /txn answered without ts")
+        }
+        return (ts, Self.values(json))
+    }
+
+    public func commitExpecting(id: String, expect: [(String, Timestamp?)], writes: [(String, String?)]) async throws -> Timestamp {
+        var body = "{\"txn\":"
+        JSONWriter.appendString(id, to: &body)
+        body += ",\"expect\":{"
+        for (i, (p, v)) in expect.enumerated() {
+            if i > 0 { body += "," }
+            JSONWriter.appendString(p, to: &body)
+            body += ":" + (v.map { "\"\($0.text)\"" } ?? "null")
+        }
+        body += "},"
+        body += Self.writesBody(writes).dropFirst()
+        do {
+            let json = try await call(.POST, "/txn", body: body, after: true)
+            return json?["ts"]?.stringValue.flatMap { Timestamp(text: $0) } ?? .zero
+        } catch ClientError.server(412, let code, let message, _) {
+            // A version read is no longer current: read again and re-run, like a conflict.
+            throw ClientError.server(status: 412, code: code, message: message, retryable: true)
+        }
+    }
+
+    public func resolve(id: String) async throws -> Timestamp? {
+        try await resolve(id)
+    }
+
     public func abort(_ handle: String) async {
         _ = try? await call(.POST, "/txn/\(handle)/abort")
     }

@@ -31,9 +31,13 @@ public struct AtomicReport: Sendable {
 ///     }
 public struct TransactionalMemory<B: TransactionBackend>: Sendable {
     public let backend: B
+    /// With a cache, bodies read from it and commit in one round trip that checks the
+    /// versions they read (see `ReadCache` for what that means for a body).
+    public let cache: ReadCache?
 
-    public init(backend: B) {
+    public init(backend: B, cache: ReadCache? = nil) {
         self.backend = backend
+        self.cache = cache
     }
 
     public func atomically<T: Sendable>(
@@ -52,22 +56,30 @@ public struct TransactionalMemory<B: TransactionBackend>: Sendable {
         var report = AtomicReport()
         var priority: Timestamp?
         var conflictAttempts = 0
+        // Set when a body failed on cached reads: its next attempt reads from the node, so
+        // that an error is only ever surfaced from values read in one snapshot.
+        var bypassCache = false
         while true {
             try Task.checkCancellation()
             report.attempts += 1
-            let tx = ClientTransaction(backend: backend, priority: priority)
+            let tx = ClientTransaction(backend: backend, priority: priority, cache: bypassCache ? nil : cache)
             do {
                 let value = try await body(tx)
                 do {
                     _ = try await tx.commit()
                 } catch let e as ClientError where Self.isUnknownOutcome(e) {
                     // The commit may have happened: ask, never re-run blindly.
-                    guard let handle = tx.handle else { throw e }
-                    if try await resolve(handle, until: deadline) { return (value, report) }
+                    if let id = tx.clientID {
+                        if try await resolve(until: deadline, id, { try await backend.resolve(id: id) }) { return (value, report) }
+                    } else {
+                        guard let handle = tx.handle else { throw e }
+                        if try await resolve(until: deadline, "\(handle)", { try await backend.resolve(handle) }) { return (value, report) }
+                    }
                     throw ClientError.server(status: 409, code: "conflict", message: "the commit was resolved as aborted", retryable: true)
                 }
                 return (value, report)
             } catch is RetrySignal {
+                tx.dropCachedReads()
                 await tx.abandon()
                 report.retries += 1
                 let remaining = clock.now.duration(to: deadline)
@@ -92,6 +104,11 @@ public struct TransactionalMemory<B: TransactionBackend>: Sendable {
                 try await Task.sleep(for: backoff(conflictAttempts, priority: priority, options))
             } catch {
                 await tx.abandon()
+                if tx.cache != nil, !(error is CancellationError) {
+                    tx.dropCachedReads()
+                    bypassCache = true
+                    continue
+                }
                 throw error
             }
         }
@@ -106,14 +123,16 @@ public struct TransactionalMemory<B: TransactionBackend>: Sendable {
     }
 
     /// Asks for a commit's fate until it is known: true committed, false aborted.
-    func resolve(_ handle: B.Handle, until deadline: ContinuousClock.Instant) async throws -> Bool {
+    func resolve(
+        until deadline: ContinuousClock.Instant, _ name: String, _ ask: () async throws -> Timestamp?
+    ) async throws -> Bool {
         var wait = Duration.milliseconds(10)
         while true {
             // `try?` would flatten "aborted" (nil) into "unknown": keep the two apart.
             let answer: Timestamp??
-            do { answer = .some(try await backend.resolve(handle)) } catch { answer = nil }
+            do { answer = .some(try await ask()) } catch { answer = nil }
             if let known = answer { return known != nil }
-            guard ContinuousClock.now < deadline else { throw ClientError.outcomeUnknown(txn: "\(handle)") }
+            guard ContinuousClock.now < deadline else { throw ClientError.outcomeUnknown(txn: name) }
             try await Task.sleep(for: wait)
             wait = min(wait * 2, .seconds(1))
         }

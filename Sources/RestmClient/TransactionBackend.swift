@@ -72,4 +72,31 @@ public protocol TransactionBackend: Sendable {
     func resolve(_ handle: Handle) async throws -> Timestamp?
     /// Waits until one of the pointers' versions differs from the one given; false at the timeout.
     func watch(_ versions: [(String, Timestamp?)], timeout: Duration) async throws -> Bool
+
+    /// Reads `ptrs` outside any transaction, at one snapshot (answered with it).
+    func snapshotRead(_ ptrs: [String]) async throws -> (ts: Timestamp, values: [String: ReadValue])
+    /// One round trip: commits `writes` if every pointer of `expect` is still at the version
+    /// given (nil: absent), else throws a retryable 412 `expectation_failed`. The commit is
+    /// known by the client-chosen `id` (`ClientTxnID`) to `resolve(id:)`.
+    func commitExpecting(id: String, expect: [(String, Timestamp?)], writes: [(String, String?)]) async throws -> Timestamp
+    /// After a lost answer of `commitExpecting`: committed (its timestamp), not committed
+    /// (nil, and it never will be), or unknown yet (throws).
+    func resolve(id: String) async throws -> Timestamp?
+}
+
+/// Optimistic commits, for transactions whose reads come from a `ReadCache`: a read outside
+/// any transaction, and a one-shot commit that checks the versions read. Backends that lack
+/// them throw, and `TransactionalMemory` then runs without its cache.
+extension TransactionBackend {
+    public func snapshotRead(_ ptrs: [String]) async throws -> (ts: Timestamp, values: [String: ReadValue]) {
+        throw ClientError.server(status: 501, code: "unsupported", message: "this backend has no snapshot reads", retryable: false)
+    }
+
+    public func commitExpecting(id: String, expect: [(String, Timestamp?)], writes: [(String, String?)]) async throws -> Timestamp {
+        throw ClientError.server(status: 501, code: "unsupported", message: "this backend has no expecting commits", retryable: false)
+    }
+
+    public func resolve(id: String) async throws -> Timestamp? {
+        throw ClientError.outcomeUnknown(txn: id)
+    }
 }

@@ -1,6 +1,12 @@
 import RestmCore
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A transaction coordinated by this node: its snapshot timestamp, read set and buffered
 /// writes (DESIGN.md, Transactions steps 1–3). Requests for one transaction may arrive
 /// concurrently; its mutable state lives under `state`'s lock.
@@ -70,6 +76,28 @@ public struct TxnSummary: Sendable, Equatable {
 /// never collide with a node's ids (`t…`), and let a client that lost the answer ask
 /// `GET /txn/{id}` what became of the transaction.
 public enum ClientTxnID {
+    /// A fresh id: `c`, 11 digits of the microsecond clock and 15 random digits (75 bits),
+    /// in base 32 with digits in ASCII order, so that ids sort by creation time: records
+    /// keyed by them are appended at the end of the store's index, not scattered over it.
+    public static func make() -> String {
+        let digits = Array("234567abcdefghijklmnopqrstuvwxyz".utf8)
+        var out: [UInt8] = [UInt8(ascii: "c")]
+        out.reserveCapacity(27)
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        let micros = UInt64(ts.tv_sec) * 1_000_000 + UInt64(ts.tv_nsec) / 1_000
+        for i in stride(from: 10, through: 0, by: -1) { out.append(digits[Int((micros >> (UInt64(i) * 5)) & 31)]) }
+        var g = SystemRandomNumberGenerator()
+        var r = g.next() as UInt64
+        var r2 = g.next() as UInt64
+        for i in 0..<15 {
+            if i == 12 { r = r2; r2 = 0 }
+            out.append(digits[Int(r & 31)])
+            r >>= 5
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
     public static func isValid(_ id: String) -> Bool {
         let u = id.utf8
         guard u.first == UInt8(ascii: "c"), (17...65).contains(u.count) else { return false }

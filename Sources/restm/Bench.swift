@@ -17,6 +17,10 @@ struct Bench: AsyncParsableCommand {
         case sqlite, memory
     }
 
+    enum OnOff: String, ExpressibleByArgument, CaseIterable {
+        case on, off
+    }
+
     enum Workload: String, ExpressibleByArgument, CaseIterable {
         case bank, hot
         case readMostly = "read-mostly"
@@ -37,6 +41,8 @@ struct Bench: AsyncParsableCommand {
     var httpClient: HTTPBackend.Transport = .nio
     @Option(help: "Coalesce concurrent requests into POST /batch with at most this many exchanges in flight (0: every request alone).")
     var batching = 2
+    @Option(help: "Client read cache: on (bodies read from a shared cache and commit in one round trip that checks the versions read) or off (each transaction begins on the node and reads there).")
+    var readCache: OnOff = .off
     @Option(help: "Measured seconds, after the warm-up.") var seconds = 20
     @Option(help: "Warm-up seconds (not measured).") var warmup = 3
     @Option(help: "Random seed (default: fresh; printed).") var seed: UInt64?
@@ -60,6 +66,7 @@ struct Bench: AsyncParsableCommand {
             try await ping()
             return
         }
+        let cache = readCache == .on ? ReadCache(capacity: max(100_000, 2 * accountCount)) : nil
         log("bench \(workload.rawValue): \(accountCount) accounts, \(clients) clients, \(warmup)+\(seconds) s, seed \(seed), \(embedded ? "embedded" : url)")
         if embedded {
             let dir = data ?? NSTemporaryDirectory() + "restm-bench-\(UInt32.random(in: 0...UInt32.max))"
@@ -68,7 +75,7 @@ struct Bench: AsyncParsableCommand {
             let backing: any Store = store == .memory ? MemoryStore() : try SQLiteStore(directory: dir, durability: .sync)
             let node = try await Node.open(store: backing, configuration: c)
             log(store == .memory ? "embedded node on a memory store (NOT durable: measures the store's cost)" : "embedded node on \(dir) (sync durability)")
-            try await runWorkload(TransactionalMemory(backend: EmbeddedBackend(node: node)), seed: seed)
+            try await runWorkload(TransactionalMemory(backend: EmbeddedBackend(node: node), cache: cache), seed: seed)
             await node.shutdown()
             if data == nil { try? FileManager.default.removeItem(atPath: dir) }
         } else {
@@ -76,7 +83,7 @@ struct Bench: AsyncParsableCommand {
                 url: url, connections: clients, transport: httpClient,
                 batching: batching == 0 ? nil : HTTPBackend.Batching(inFlightMax: batching))
             do {
-                try await runWorkload(TransactionalMemory(backend: backend), seed: seed)
+                try await runWorkload(TransactionalMemory(backend: backend, cache: cache), seed: seed)
             } catch {
                 try? await backend.shutdown()
                 throw error
@@ -227,6 +234,7 @@ struct Bench: AsyncParsableCommand {
             ("mode", embedded ? (store == .memory ? "\"embedded-memory\"" : "\"embedded\"") : "\"http\""),
             ("http_client", embedded ? "null" : "\"\(httpClient.rawValue)\""),
             ("batching", embedded ? "null" : String(batching)),
+            ("read_cache", "\"\(readCache.rawValue)\""),
             ("bench_cpu_percent", String(format: "%.1f", 100 * cpu / (secs + Double(warmup)))),
             ("seed", String(seed)),
         ])

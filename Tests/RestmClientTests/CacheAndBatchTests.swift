@@ -1,0 +1,305 @@
+import Hummingbird
+import NIOCore
+import NIOHTTP1
+@testable import RestmClient
+import RestmCore
+import RestmHTTP
+import RestmNode
+import RestmStore
+import RestmTestSupport
+import Synchronization
+import Testing
+
+/// The read cache (optimistic one-round-trip commits), client-chosen transaction ids, and
+/// the coalescing of requests into `POST /batch`.
+@Suite struct CacheAndBatchTests {
+    static func number(_ n: Int) -> JSONValue { .number(String(n)) }
+
+    // MARK: read cache
+
+    @Test func aStaleCacheEntryFailsTheCheckAndIsReadAgain() async throws {
+        let node = try await Node.open(store: MemoryStore())
+        let cached = TransactionalMemory(backend: EmbeddedBackend(node: node), cache: ReadCache())
+        let plain = TransactionalMemory(backend: EmbeddedBackend(node: node))
+        try await plain.atomically { tx in try await tx.write("x", Self.number(1)) }
+        #expect(try await cached.atomically { tx in try await tx.read("x")?.intValue } == 1)
+        // Written behind the cache's back: its entry for x is now stale.
+        try await plain.atomically { tx in try await tx.write("x", Self.number(2)) }
+        let runs = Counter()
+        let (_, report) = try await cached.atomicallyReporting { tx in
+            runs.add()
+            let n = try await tx.read("x")?.intValue ?? 0
+            try await tx.write("x", Self.number(n + 1))
+        }
+        // The first attempt saw 1 and was refused at commit; the second read 2 from the node.
+        #expect(runs.count == 2 && report.conflicts == 1)
+        #expect(try await node.get("x")?.value == "3")
+        // A read-only body is checked too: a stale value is never returned.
+        try await plain.atomically { tx in try await tx.write("x", Self.number(10)) }
+        #expect(try await cached.atomically { tx in try await tx.read("x")?.intValue } == 10)
+        // An absent pointer is expected absent: a phantom written meanwhile is caught.
+        #expect(try await cached.atomically { tx in try await tx.read("ghost") } == nil)
+        try await plain.atomically { tx in try await tx.write("ghost", .bool(true)) }
+        #expect(try await cached.atomically { tx in try await tx.read("ghost") } == .bool(true))
+    }
+
+    @Test func cachedTransfersKeepTheBankTotal() async throws {
+        var random = SeededRandom.fromEnvironment()
+        print("cachedTransfersKeepTheBankTotal seed \(random.seed)")
+        let node = try await Node.open(store: MemoryStore())
+        let cache = ReadCache(capacity: 16)
+        let cached = TransactionalMemory(backend: EmbeddedBackend(node: node), cache: cache)
+        let plain = TransactionalMemory(backend: EmbeddedBackend(node: node))
+        let accounts = 6
+        try await plain.atomically { tx in for a in 0..<accounts { try await tx.write("acct:\(a)", Self.number(100)) } }
+        let seeds = (0..<8).map { _ in random.next() }
+        let conflicts = Counter()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (c, seed) in seeds.enumerated() {
+                group.addTask {
+                    var r = SeededRandom(seed: seed)
+                    // Half the clients go through the cache, half around it (staling it).
+                    let memory = c % 2 == 0 ? cached : plain
+                    for _ in 0..<40 {
+                        let from = Int(r.next() % UInt64(accounts))
+                        let to = (from + 1 + Int(r.next() % UInt64(accounts - 1))) % accounts
+                        let amount = 1 + Int(r.next() % 10)
+                        let (_, report) = try await memory.atomicallyReporting { tx in
+                            let a = try await tx.read("acct:\(from)")?.intValue ?? 0
+                            let b = try await tx.read("acct:\(to)")?.intValue ?? 0
+                            guard a >= amount else { return }
+                            try await tx.write("acct:\(from)", Self.number(a - amount))
+                            try await tx.write("acct:\(to)", Self.number(b + amount))
+                        }
+                        conflicts.add(report.conflicts)
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let total = try await plain.atomically { tx in
+            try await tx.read((0..<accounts).map { "acct:\($0)" }).values.reduce(0) { $0 + ($1.intValue ?? 0) }
+        }
+        #expect(total == 100 * accounts, "seed \(random.seed)")
+        #expect(cache.count <= 16)
+    }
+
+    @Test func retryInACachedBodyWaitsForAFreshChange() async throws {
+        let node = try await Node.open(store: MemoryStore())
+        let cached = TransactionalMemory(backend: EmbeddedBackend(node: node), cache: ReadCache())
+        let plain = TransactionalMemory(backend: EmbeddedBackend(node: node))
+        // The cache learns "box is empty"; the box is then filled behind its back.
+        #expect(try await cached.atomically { tx in try await tx.read("box") } == nil)
+        try await plain.atomically { tx in try await tx.write("box", Self.number(5)) }
+        let runs = Counter()
+        let got: Int = try await cached.atomically { tx in
+            runs.add()
+            guard let v = try await tx.read("box")?.intValue else { try await tx.retry() }
+            return v
+        }
+        // The stale "empty" made the first run retry; the cache entry was dropped, not watched forever.
+        #expect(got == 5 && runs.count == 2)
+        // And a real wait: nothing there, then a write wakes it.
+        async let later: Int = cached.atomically { tx in
+            guard let v = try await tx.read("later")?.intValue else { try await tx.retry() }
+            return v
+        }
+        try await Task.sleep(for: .milliseconds(100))
+        try await plain.atomically { tx in try await tx.write("later", Self.number(9)) }
+        #expect(try await later == 9)
+    }
+
+    /// Loses the answer of the first optimistic commit, after it happened.
+    struct LosingOptimisticBackend: TransactionBackend {
+        let inner: EmbeddedBackend
+        let lost = Counter()
+        let resolved = Counter()
+
+        func begin(priority: Timestamp?, reads: [String]) async throws -> (handle: Txn, rv: Timestamp, values: [String: ReadValue]) {
+            try await inner.begin(priority: priority, reads: reads)
+        }
+        func read(_ handle: Txn, _ ptrs: [String]) async throws -> [String: ReadValue] { try await inner.read(handle, ptrs) }
+        func commit(_ handle: Txn, writes: [(String, String?)]) async throws -> Timestamp { try await inner.commit(handle, writes: writes) }
+        func commitBlind(writes: [(String, String?)]) async throws -> Timestamp { try await inner.commitBlind(writes: writes) }
+        func abort(_ handle: Txn) async { await inner.abort(handle) }
+        func resolve(_ handle: Txn) async throws -> Timestamp? { try await inner.resolve(handle) }
+        func watch(_ versions: [(String, Timestamp?)], timeout: Duration) async throws -> Bool { try await inner.watch(versions, timeout: timeout) }
+        func snapshotRead(_ ptrs: [String]) async throws -> (ts: Timestamp, values: [String: ReadValue]) { try await inner.snapshotRead(ptrs) }
+        func commitExpecting(id: String, expect: [(String, Timestamp?)], writes: [(String, String?)]) async throws -> Timestamp {
+            let ts = try await inner.commitExpecting(id: id, expect: expect, writes: writes)
+            if lost.count == 0 {
+                lost.add()
+                throw ClientError.transport("connection reset after the commit was sent")
+            }
+            return ts
+        }
+        func resolve(id: String) async throws -> Timestamp? {
+            resolved.add()
+            return try await inner.resolve(id: id)
+        }
+    }
+
+    @Test func aLostOptimisticCommitIsResolvedByItsIDNotReRun() async throws {
+        let node = try await Node.open(store: MemoryStore())
+        let backend = LosingOptimisticBackend(inner: EmbeddedBackend(node: node))
+        let memory = TransactionalMemory(backend: backend, cache: ReadCache())
+        let runs = Counter()
+        try await memory.atomically { tx in
+            runs.add()
+            let n = try await tx.read("once")?.intValue ?? 0
+            try await tx.write("once", Self.number(n + 1))
+        }
+        #expect(runs.count == 1 && backend.resolved.count == 1)
+        #expect(try await node.get("once")?.value == "1")
+    }
+
+    // MARK: client-chosen ids on the node
+
+    @Test func aClientIDRunsOnceAndAnIDAskedAboutFirstNeverRuns() async throws {
+        let node = try await Node.open(store: MemoryStore())
+        let id = ClientTxnID.make()
+        #expect(ClientTxnID.isValid(id) && id.count == 27)
+        #expect(!ClientTxnID.isValid("t1.1.1") && !ClientTxnID.isValid("c-short") && !ClientTxnID.isValid("c" + String(repeating: "a", count: 65)))
+        let first = try await node.oneShot(OneShotRequest(writes: [("k", "1")], txn: id))
+        // The same id again answers the first outcome and writes nothing.
+        let again = try await node.oneShot(OneShotRequest(writes: [("k", "2")], txn: id))
+        #expect(again.ts == first.ts)
+        #expect(try await node.get("k")?.value == "1")
+        #expect(try await node.status(of: id).status == .committed(first.ts))
+        // Asked about before it arrived: fenced, and refused when it does arrive.
+        let late = ClientTxnID.make()
+        guard case .aborted = try await node.status(of: late).status else {
+            Issue.record("an unknown client id was not reported aborted")
+            return
+        }
+        await #expect(throws: RestmError.self) { _ = try await node.oneShot(OneShotRequest(writes: [("k", "3")], txn: late)) }
+        #expect(try await node.get("k")?.value == "1")
+        // A failed expectation is final for its id too.
+        let failed = ClientTxnID.make()
+        await #expect(throws: RestmError.self) {
+            _ = try await node.oneShot(OneShotRequest(expect: [("k", nil)], writes: [("k", "4")], txn: failed))
+        }
+        guard case .aborted = try await node.status(of: failed).status else {
+            Issue.record("a failed expectation did not abort its id")
+            return
+        }
+        // Ids sort by creation time (records are appended, not scattered).
+        let stamps = (0..<50).map { _ in ClientTxnID.make().prefix(12) }
+        #expect(stamps == stamps.sorted())
+    }
+
+    // MARK: coalescing
+
+    /// An inner transport that answers after a delay, and answers a batch item by item with
+    /// the item's path, or 404 to `/batch` when told to (an older node).
+    final class FakeWire: HTTPTransport {
+        let delay: Duration
+        let noBatch: Bool
+        let exchanges = Mutex<[String]>([])
+        let itemsSeen = Counter()
+
+        init(delay: Duration, noBatch: Bool = false) {
+            self.delay = delay
+            self.noBatch = noBatch
+        }
+
+        func send(_ method: HTTPMethod, _ path: String, body: String?, restmAfter: String?) async throws -> HTTPAnswer {
+            exchanges.withLock { $0.append(path) }
+            try await Task.sleep(for: delay)
+            if path == "/batch" {
+                if noBatch { return HTTPAnswer(status: 404, restmTs: nil, body: ByteBuffer(string: #"{"error":"no_such_route"}"#)) }
+                let json = try JSONValue.parse(Array(body!.utf8))
+                guard case .array(let items)? = json["requests"] else { throw ClientError.transport("bad batch") }
+                itemsSeen.add(items.count)
+                let answers = items.map { item in
+                    "{\"status\":200,\"body\":{\"path\":" + JSONWriter.quoted(item["path"]?.stringValue ?? "") + "}}"
+                }
+                return HTTPAnswer(status: 200, restmTs: "ts", body: ByteBuffer(string: "{\"responses\":[" + answers.joined(separator: ",") + "]}"))
+            }
+            itemsSeen.add()
+            return HTTPAnswer(status: 200, restmTs: "ts", body: ByteBuffer(string: "{\"path\":" + JSONWriter.quoted(path) + "}"))
+        }
+
+        func shutdown() async throws {}
+    }
+
+    static func answers(_ t: BatchingTransport, _ paths: [String]) async throws -> [String: String] {
+        try await withThrowingTaskGroup(of: (String, String).self) { group in
+            for p in paths {
+                group.addTask {
+                    let a = try await t.send(.POST, p, body: "{}", restmAfter: nil)
+                    let json = try a.json ?? JSONValue.parse(a.body.readableBytesView)
+                    return (p, json["path"]?.stringValue ?? "")
+                }
+            }
+            var out: [String: String] = [:]
+            for try await (p, answered) in group { out[p] = answered }
+            return out
+        }
+    }
+
+    @Test func concurrentRequestsShareExchangesAndEachGetsItsOwnAnswer() async throws {
+        let wire = FakeWire(delay: .milliseconds(50))
+        let t = BatchingTransport(inner: wire, inFlightMax: 1, itemsMax: 8)
+        let paths = (0..<30).map { "/txn/t\($0)/read" }
+        let got = try await Self.answers(t, paths)
+        #expect(got == Dictionary(uniqueKeysWithValues: paths.map { ($0, $0) }))
+        let exchanges = wire.exchanges.withLock { $0 }
+        // One went alone, the rest waited and went in batches of at most 8.
+        #expect(exchanges.count >= 1 + 29 / 8 && exchanges.count < 30)
+        #expect(exchanges.filter { $0 == "/batch" }.count >= 3)
+        #expect(wire.itemsSeen.count == 30)
+        // Waiting routes always travel alone.
+        _ = try await t.send(.POST, "/watch", body: "{}", restmAfter: nil)
+        #expect(wire.exchanges.withLock { $0.last } == "/watch")
+    }
+
+    @Test func aNodeWithoutBatchGetsEveryRequestAlone() async throws {
+        let wire = FakeWire(delay: .milliseconds(30), noBatch: true)
+        let t = BatchingTransport(inner: wire, inFlightMax: 1, itemsMax: 8)
+        let paths = (0..<12).map { "/ptr/p\($0)" }
+        let got = try await Self.answers(t, paths)
+        #expect(got == Dictionary(uniqueKeysWithValues: paths.map { ($0, $0) }))
+        #expect(wire.exchanges.withLock { $0 }.filter { $0 == "/batch" }.count == 1)
+        // From then on nothing is batched.
+        let more = try await Self.answers(t, (0..<6).map { "/ptr/q\($0)" })
+        #expect(more.count == 6)
+        #expect(wire.exchanges.withLock { $0 }.filter { $0 == "/batch" }.count == 1)
+    }
+
+    /// Over real HTTP: batched and cached, the bodies of the other tests run unchanged, and
+    /// the node did see batches.
+    @Test(arguments: [false, true])
+    func bodiesRunBatchedOverHTTP(_ cached: Bool) async throws {
+        let node = try await Node.open(store: MemoryStore())
+        let serverPort = ServerPort()
+        let app = Application(responder: RestmResponder(node: node), configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+                              onServerRunning: { channel in serverPort.set(channel.localAddress?.port ?? 0) })
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await app.runService(gracefulShutdownSignals: []) }
+            let port = try await serverPort.wait()
+            let backend = HTTPBackend(url: "http://127.0.0.1:\(port)", connections: 4, transport: .nio, batching: .init(inFlightMax: 1))
+            let memory = TransactionalMemory(backend: backend, cache: cached ? ReadCache() : nil)
+            try await withThrowingTaskGroup(of: Void.self) { clients in
+                for _ in 0..<8 {
+                    clients.addTask {
+                        for _ in 0..<10 {
+                            try await memory.atomically { tx in
+                                let n = try await tx.read("b-counter")?.intValue ?? 0
+                                try await tx.write("b-counter", Self.number(n + 1))
+                            }
+                        }
+                    }
+                }
+                try await clients.waitForAll()
+            }
+            #expect(try await memory.atomically { tx in try await tx.read("b-counter")?.intValue } == 80)
+            try await collectionsRunUnchanged(memory)
+            let metrics = try await backend.call(.GET, "/sys/metrics")
+            let batches = metrics?["code"]?["http"]?["POST /batch"]?["invocations"]?.intValue ?? 0
+            #expect(batches > 0)
+            try await backend.shutdown()
+            group.cancelAll()
+        }
+    }
+}
