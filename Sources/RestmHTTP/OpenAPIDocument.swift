@@ -632,6 +632,80 @@ enum OpenAPIDocument {
             }
           }
         },
+        "/batch": {
+          "parameters": [
+            {
+              "$ref": "#/components/parameters/RestmAfter"
+            },
+            {
+              "$ref": "#/components/parameters/XRequestId"
+            }
+          ],
+          "post": {
+            "tags": [
+              "transactions"
+            ],
+            "operationId": "batch",
+            "summary": "Many independent requests in one",
+            "description": "Extension (docs/API-EXTENSIONS.md). Each item is served exactly as the same request alone would be (same checks, same answer), concurrently with the others: nothing is ordered between items and each succeeds or fails on its own. At most 1,000 items; `/batch`, `/watch`, `/events`, `/task/result/…` and `/sys/…` cannot be items (400). A malformed batch is refused whole (400) and runs nothing. An item's `body` is its JSON answer, or a JSON string for an answer that is not JSON.",
+            "requestBody": {
+              "required": true,
+              "content": {
+                "application/json": {
+                  "schema": {
+                    "$ref": "#/components/schemas/BatchRequest"
+                  },
+                  "example": {
+                    "requests": [
+                      {
+                        "method": "POST",
+                        "path": "/txn/begin",
+                        "body": {
+                          "reads": [
+                            "acct:1"
+                          ]
+                        }
+                      },
+                      {
+                        "method": "GET",
+                        "path": "/ptr/acct:2"
+                      }
+                    ]
+                  }
+                }
+              }
+            },
+            "responses": {
+              "200": {
+                "description": "Every item's answer, in the order of the requests",
+                "headers": {
+                  "Restm-Ts": {
+                    "$ref": "#/components/headers/Restm-Ts"
+                  },
+                  "X-Request-Id": {
+                    "$ref": "#/components/headers/X-Request-Id"
+                  }
+                },
+                "content": {
+                  "application/json": {
+                    "schema": {
+                      "$ref": "#/components/schemas/BatchResponse"
+                    }
+                  }
+                }
+              },
+              "400": {
+                "$ref": "#/components/responses/BadRequest"
+              },
+              "413": {
+                "$ref": "#/components/responses/TooLarge"
+              },
+              "503": {
+                "$ref": "#/components/responses/Unavailable"
+              }
+            }
+          }
+        },
         "/txn": {
           "parameters": [
             {
@@ -2934,6 +3008,18 @@ enum OpenAPIDocument {
                     "type": "null"
                   }
                 ]
+              },
+              "txn": {
+                "anyOf": [
+                  {
+                    "type": "string",
+                    "pattern": "^c[A-Za-z0-9_-]{16,64}$",
+                    "description": "Extension: a client-chosen id. GET /txn/{id} then tells this transaction's fate (an id asked about before its request arrives is fenced: the request is refused with 409 txn_not_active), and a second request with the same id answers the first outcome instead of running again."
+                  },
+                  {
+                    "type": "null"
+                  }
+                ]
               }
             }
           },
@@ -2953,6 +3039,69 @@ enum OpenAPIDocument {
               },
               "values": {
                 "$ref": "#/components/schemas/ReadResults"
+              },
+              "txn": {
+                "type": "string",
+                "description": "The client-chosen id, when one was given."
+              }
+            }
+          },
+          "BatchRequest": {
+            "type": "object",
+            "required": [
+              "requests"
+            ],
+            "properties": {
+              "requests": {
+                "type": "array",
+                "maxItems": 1000,
+                "items": {
+                  "type": "object",
+                  "required": [
+                    "method",
+                    "path"
+                  ],
+                  "properties": {
+                    "method": {
+                      "type": "string",
+                      "description": "An HTTP method, e.g. POST"
+                    },
+                    "path": {
+                      "type": "string",
+                      "pattern": "^/",
+                      "description": "Path and query, as in a request line"
+                    },
+                    "body": {
+                      "description": "The item's JSON body, if any"
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "BatchResponse": {
+            "type": "object",
+            "required": [
+              "responses"
+            ],
+            "properties": {
+              "responses": {
+                "type": "array",
+                "items": {
+                  "type": "object",
+                  "required": [
+                    "status"
+                  ],
+                  "properties": {
+                    "status": {
+                      "type": "integer",
+                      "description": "The HTTP status the item would have had alone"
+                    },
+                    "body": {
+                      "description": "The item's answer: JSON, or a JSON string for an answer that is not JSON"
+                    }
+                  }
+                }
               }
             }
           },

@@ -44,6 +44,7 @@ ROUTES = {
     ('GET', '/ptr/{p}'), ('HEAD', '/ptr/{p}'), ('PUT', '/ptr/{p}'), ('DELETE', '/ptr/{p}'),
     ('GET', '/ptr/{p}/history'),
     ('GET', '/ptrs'),
+    ('POST', '/batch'),
     ('POST', '/txn'),
     ('POST', '/txn/begin'),
     ('GET', '/txn/{t}'),
@@ -73,7 +74,7 @@ METHODS = ('GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS')
 UNROUTED = ['/nope', '/ptr/a/b', '/ptr/a/history/b', '/ptrs/a', '/txn/a/b/c', '/sys', '/sys/nope',
             '/sys/health/x', '/task/info', '/task/other/x', '/task/info/a/b', '/demo', '/demo/other',
             '/demo/sort/x', '/demo/sort/result', '/metrics/x', '/openapi.yaml', '/events/x', '/watch/x',
-            '/txn/a/nope']
+            '/txn/a/nope', '/batch/x']
 
 MIB = 1 << 20
 
@@ -495,6 +496,13 @@ def test_realistic_requests_conform(server, doc, world):
     c(server, 'POST', '/txn', body={'expect': {pre + 'once': None}, 'writes': {pre + 'once': 2}}, status=412,
       code='expectation_failed')
     c(server, 'POST', '/txn', status=200)
+    c(server, 'POST', '/txn', body={'txn': 'c' + 'a' * 26, 'writes': {pre + 'named': 1}}, status=200)
+    c(server, 'POST', '/txn', body={'txn': 'not-a-client-id'}, status=400, code='bad_request')
+    c(server, 'POST', '/batch', body={'requests': [{'method': 'GET', 'path': '/ptr/' + a},
+                                                   {'method': 'POST', 'path': '/txn', 'body': {'reads': [a]}}]}, status=200)
+    c(server, 'POST', '/batch', body={'requests': [{'method': 'POST', 'path': '/watch'}]}, status=400, code='bad_request')
+    c(server, 'POST', '/batch', body={'requests': [{'method': 'GET', 'path': '/sys/health'}] * 1001}, status=413,
+      code='too_large')
     c(server, 'POST', '/txn', body={'writes': {'no way': 1}}, status=400, code='bad_pointer')
     c(server, 'POST', '/txn', body={'writes': {a: 'x' * (MIB + 10)}}, status=413, code='too_large')
 

@@ -1,0 +1,142 @@
+"""POST /batch (many independent requests in one exchange) and client-chosen ids of one-shot
+transactions (POST /txn with "txn"): extensions of API.md, docs/API-EXTENSIONS.md."""
+import secrets
+
+from restm_testlib import error_shape, show, unique
+
+B32 = '234567abcdefghijklmnopqrstuvwxyz'
+
+
+def client_id():
+    return 'c' + ''.join(secrets.choice(B32) for _ in range(26))
+
+
+def batch(server, items):
+    s, r, h = server.call('POST', '/batch', {'requests': items})
+    assert s == 200, f'{s} {show(r)}'
+    assert isinstance(r, dict) and len(r['responses']) == len(items), show(r)
+    assert 'restm-ts' in h
+    return r['responses']
+
+
+def test_each_item_is_answered_as_it_would_be_alone(server):
+    pre = unique('batch')
+    p = pre + 'p'
+    s, put, _ = server.put(p, {'v': 1})
+    assert s == 200
+    alone = server.call('GET', f'/ptr/{p}')[1]
+    out = batch(server, [
+        {'method': 'GET', 'path': f'/ptr/{p}'},
+        {'method': 'POST', 'path': '/txn/begin', 'body': {'reads': [p]}},
+        {'method': 'GET', 'path': f'/ptr/{pre}absent'},
+        {'method': 'POST', 'path': '/txn', 'body': {'writes': {pre + 'w': [1, 2]}}},
+        {'method': 'PUT', 'path': f'/ptr/{pre}q', 'body': {'value': 'q'}},
+        {'method': 'post', 'path': '/txn/nosuch/commit'},
+        {'method': 'GET', 'path': f'/ptrs?prefix={pre}'},
+    ])
+    assert out[0] == {'status': 200, 'body': alone}
+    assert out[1]['status'] == 201 and out[1]['body']['values'][p]['value'] == {'v': 1}
+    assert out[2]['status'] == 404 and error_shape(out[2]['body'], 'not_found')
+    assert out[3]['status'] == 200 and out[3]['body']['status'] == 'committed'
+    assert out[4]['status'] == 200
+    assert out[5]['status'] == 404 and error_shape(out[5]['body'], 'txn_not_found')
+    assert out[6]['status'] == 200
+    # What the items did is done: the begun transaction is open, the writes are there.
+    t = out[1]['body']['txn']
+    assert server.txn_status(t)[1]['status'] == 'active'
+    assert server.commit(t)[0] == 200
+    assert server.value(pre + 'w') == [1, 2]
+    assert server.value(pre + 'q') == {'value': 'q'}
+
+
+def test_items_run_concurrently_and_stay_serializable(server):
+    """Ten one-shot increments that all expect the same version: exactly one commits."""
+    c = unique('batch.cnt') + 'c'
+    s, r, _ = server.put(c, 0)
+    assert s == 200
+    v0 = r['version']
+    out = batch(server, [{'method': 'POST', 'path': '/txn', 'body': {'expect': {c: v0}, 'writes': {c: k + 1}}}
+                         for k in range(10)])
+    statuses = sorted(o['status'] for o in out)
+    assert statuses == [200] + [412] * 9, statuses
+    winner = next(k for k, o in enumerate(out) if o['status'] == 200)
+    assert server.value(c) == winner + 1
+    for o in out:
+        if o['status'] == 412:
+            assert error_shape(o['body'], 'expectation_failed') and c in o['body']['current']
+
+
+def test_a_malformed_batch_runs_nothing(server):
+    pre = unique('batch.bad')
+    write = {'method': 'PUT', 'path': f'/ptr/{pre}x', 'body': 1}
+    for body, code in [
+        ([write], 'bad_request'),
+        ({'requests': write}, 'bad_request'),
+        ({'requests': [write, {'method': 'GET'}]}, 'bad_request'),
+        ({'requests': [write, {'method': 'GET', 'path': 'ptr/x'}]}, 'bad_request'),
+        ({'requests': [write, {'method': 7, 'path': '/ptr/x'}]}, 'bad_request'),
+        ({'requests': [write, {'method': 'POST', 'path': '/watch', 'body': {'ptrs': {'a': None}}}]}, 'bad_request'),
+        ({'requests': [write, {'method': 'POST', 'path': '/batch', 'body': {'requests': []}}]}, 'bad_request'),
+        ({'requests': [write, {'method': 'POST', 'path': '/sys/shutdown'}]}, 'bad_request'),
+        ({'requests': [write, {'method': 'GET', 'path': '/events?ptrs=a'}]}, 'bad_request'),
+    ]:
+        s, r, _ = server.call('POST', '/batch', body)
+        assert s == 400 and error_shape(r, code), f'{body} -> {s} {show(r)}'
+    s, r, _ = server.call('POST', '/batch', raw=b'{"requests": [')
+    assert s == 400 and error_shape(r, 'bad_json')
+    s, r, _ = server.call('POST', '/batch', {'requests': [{'method': 'GET', 'path': '/sys/health'}] * 1001})
+    assert s == 413 and error_shape(r, 'too_large'), f'{s} {show(r)}'
+    s, r, _ = server.call('GET', '/batch')
+    assert s == 405 and error_shape(r, 'method_not_allowed')
+    assert server.get(pre + 'x')[0] == 404
+    assert batch(server, []) == []
+    assert server.healthy()
+
+
+def test_a_client_chosen_id_names_a_one_shot_transaction(server):
+    pre = unique('batch.id')
+    k = pre + 'k'
+    tid = client_id()
+    s, r, _ = server.call('POST', '/txn', {'txn': tid, 'writes': {k: 1}})
+    assert s == 200 and r['txn'] == tid and r['status'] == 'committed', show(r)
+    ts = r['ts']
+    s, st, _ = server.call('GET', f'/txn/{tid}')
+    assert s == 200 and st['status'] == 'committed' and st['ts'] == ts, show(st)
+    # The same id again: the first outcome, not a second run.
+    s, r, _ = server.call('POST', '/txn', {'txn': tid, 'writes': {k: 2}})
+    assert s == 200 and r['ts'] == ts
+    assert server.value(k) == 1
+    # An id asked about before its request arrives is fenced: the request is refused.
+    late = client_id()
+    s, st, _ = server.call('GET', f'/txn/{late}')
+    assert s == 200 and st['status'] == 'aborted', show(st)
+    s, r, _ = server.call('POST', '/txn', {'txn': late, 'writes': {k: 3}})
+    assert s == 409 and error_shape(r, 'txn_not_active'), show(r)
+    assert server.value(k) == 1
+    # A failed expectation is final for its id.
+    failed = client_id()
+    s, r, _ = server.call('POST', '/txn', {'txn': failed, 'expect': {k: None}, 'writes': {k: 4}})
+    assert s == 412 and error_shape(r, 'expectation_failed')
+    assert server.call('GET', f'/txn/{failed}')[1]['status'] == 'aborted'
+    s, r, _ = server.call('POST', '/txn', {'txn': failed, 'writes': {k: 4}})
+    assert s == 409 and error_shape(r, 'txn_not_active')
+    # Ids must look like client ids: a node's own form, or junk, is refused and runs nothing.
+    for bad in ['t1.1.1', 'c-short', 'c' + 'a' * 65, 'c' + 'a' * 20 + '/', 7]:
+        s, r, _ = server.call('POST', '/txn', {'txn': bad, 'writes': {k: 5}})
+        assert s == 400 and error_shape(r, 'bad_request'), f'{bad!r} -> {s} {show(r)}'
+    assert server.value(k) == 1
+    # In one batch, a commit under an id and a question about it run concurrently: either
+    # the commit came first (active or committed) or the question fenced it (refused).
+    for _ in range(5):
+        tid2 = client_id()
+        out = batch(server, [{'method': 'POST', 'path': '/txn', 'body': {'txn': tid2, 'writes': {k: 6}}},
+                             {'method': 'GET', 'path': f'/txn/{tid2}'}])
+        asked = out[1]['body']['status']
+        assert out[1]['status'] == 200, show(out)
+        if out[0]['status'] == 200:
+            assert out[0]['body']['txn'] == tid2 and asked in ('active', 'committed'), show(out)
+        else:
+            assert out[0]['status'] == 409 and error_shape(out[0]['body'], 'txn_not_active'), show(out)
+            assert asked == 'aborted', show(out)
+        final = server.call('GET', f'/txn/{tid2}')[1]['status']
+        assert final == ('committed' if out[0]['status'] == 200 else 'aborted'), show(out)
