@@ -24,8 +24,11 @@ def peers(text):
 
 main_peers = peers(open(peers_main_path).read())
 sweep_peers = peers(open(peers_sweep_path).read())
-headline = {r['workload']: r for r in rows if not r.get('sweep') and r.get('mode') == 'http' and r.get('http_client') != 'ahc'}
-ahc = next((r for r in rows if not r.get('sweep') and r.get('mode') == 'http' and r.get('http_client') == 'ahc'), None)
+headline = {r['workload']: r for r in rows if not r.get('sweep') and r.get('mode') == 'http' and not r.get('variant')}
+variants = [(r['variant'], r) for r in rows if not r.get('sweep') and r.get('variant')]
+VARIANT_NAMES = {'ahc': 'reSTM HTTP, AsyncHTTPClient load generator',
+                 'no-cache': 'reSTM HTTP, no read cache (2 requests per transfer)',
+                 'no-batching': 'reSTM HTTP, no batching (each request its own exchange)'}
 ping = next((r for r in rows if r.get('workload') == 'ping'), None)
 embedded = next((r for r in rows if r.get('mode') == 'embedded'), None)
 embedded_memory = next((r for r in rows if r.get('mode') == 'embedded-memory'), None)
@@ -46,27 +49,32 @@ lines = [f'## Run of {now}', '',
          f'Machine: {os.cpu_count()} cores, {cpu}, {platform.system()} {platform.release()}. '
          f'Command: `scripts/bench-compare` ({main_s} s headline runs, {sweep_s} s sweep runs; 10,000 accounts unless noted). '
          'The load generator runs on the same two cores as the server.', '',
-         '| system | workload | clients | transfers/s | conflicts/commit | p50 ms | p99 ms | p999 ms | max attempts | total ok | server CPU % | bench CPU % |',
-         '|---|---|---|---|---|---|---|---|---|---|---|---|']
+         '| system | workload | clients | transfers/s | conflicts/commit | p50 ms | p99 ms | p999 ms | max attempts | total ok | server CPU % | bench CPU % | requests / exchanges per transfer |',
+         '|---|---|---|---|---|---|---|---|---|---|---|---|---|']
+
+
+def traffic(r):
+    q, e = r.get('requests_per_transfer'), r.get('exchanges_per_transfer')
+    return f'{q} / {e}' if q is not None else ''
+
 for w in ('bank', 'hot', 'read-mostly'):
     r = headline.get(w)
     if r:
         extra = f" ({r.get('txns_per_s')} txns/s)" if 'txns_per_s' in r else ''
         lines.append(f"| reSTM HTTP | {w} ({r['accounts']} accounts) | {r['clients']} | {r['transfers_per_s']}{extra} | {r['conflicts_per_commit']} | "
-                     f"{r['p50_ms']} | {r['p99_ms']} | {r['p999_ms']} | {r['max_attempts']} | {r['total_ok']} | {r.get('server_cpu_percent', '')} | {r['bench_cpu_percent']} |")
-if ahc:
-    r = ahc
-    lines.append(f"| reSTM HTTP, AsyncHTTPClient load generator | bank ({r['accounts']} accounts) | {r['clients']} | {r['transfers_per_s']} | {r['conflicts_per_commit']} | "
-                 f"{r['p50_ms']} | {r['p99_ms']} | {r['p999_ms']} | {r['max_attempts']} | {r['total_ok']} | {r.get('server_cpu_percent', '')} | {r['bench_cpu_percent']} |")
+                     f"{r['p50_ms']} | {r['p99_ms']} | {r['p999_ms']} | {r['max_attempts']} | {r['total_ok']} | {r.get('server_cpu_percent', '')} | {r['bench_cpu_percent']} | {traffic(r)} |")
+for v, r in variants:
+    lines.append(f"| {VARIANT_NAMES.get(v, 'reSTM HTTP, ' + v)} | bank ({r['accounts']} accounts) | {r['clients']} | {r['transfers_per_s']} | {r['conflicts_per_commit']} | "
+                 f"{r['p50_ms']} | {r['p99_ms']} | {r['p999_ms']} | {r['max_attempts']} | {r['total_ok']} | {r.get('server_cpu_percent', '')} | {r['bench_cpu_percent']} | {traffic(r)} |")
 for name, r in (('reSTM embedded (SQLite, durable)', embedded), ('reSTM embedded, memory store (not durable: the store\'s cost)', embedded_memory)):
     if r:
         lines.append(f"| {name} | bank | {r['clients']} | {r['transfers_per_s']} | {r['conflicts_per_commit']} | {r['p50_ms']} | {r['p99_ms']} | "
-                     f"{r['p999_ms']} | {r['max_attempts']} | {r['total_ok']} | (same process) | {r['bench_cpu_percent']} |")
+                     f"{r['p999_ms']} | {r['max_attempts']} | {r['total_ok']} | (same process) | {r['bench_cpu_percent']} | none |")
 for key, name in (('postgresql-serializable', 'PostgreSQL SERIALIZABLE (pgbench)'),
                   ('redis-script-appendfsync-always', 'Redis script, appendfsync always'),
                   ('redis-script-appendfsync-everysec', 'Redis script, appendfsync everysec')):
     v = main_peers.get((32, key))
-    lines.append(f'| {name} | bank | 32 | {v if v else "n/a"} | | | | | | | | |')
+    lines.append(f'| {name} | bank | 32 | {v if v else "n/a"} | | | | | | | | | |')
 bank = headline.get('bank', {}).get('transfers_per_s')
 hot = headline.get('hot', {}).get('transfers_per_s')
 lines += ['', f'Ratios (bank over HTTP, 32 clients): reSTM / PostgreSQL {ratio(bank, pg)}, '
@@ -85,8 +93,8 @@ def us_per(r, key, per=1.0):
 b = headline.get('bank')
 if b and b.get('server_cpu_percent') is not None:
     f = us_per(b, 'transfers_per_s')
-    lines.append(f"CPU per bank transfer over HTTP (2 requests): server {f(float(b['server_cpu_percent'])):.0f} µs, "
-                 f"load generator {f(float(b['bench_cpu_percent'])):.0f} µs.")
+    lines.append(f"CPU per bank transfer over HTTP ({b.get('requests_per_transfer')} requests in {b.get('exchanges_per_transfer')} exchanges): "
+                 f"server {f(float(b['server_cpu_percent'])):.0f} µs, load generator {f(float(b['bench_cpu_percent'])):.0f} µs.")
 if ping and ping.get('server_cpu_percent') is not None:
     f = us_per(ping, 'requests_per_s')
     lines.append(f"A request alone (`restm bench ping`, GET /sys/health, 32 clients): {ping['requests_per_s']} requests/s; "

@@ -42,6 +42,8 @@ final class BatchingTransport: HTTPTransport {
     }
 
     private let state = Mutex(State())
+    /// Exchanges sent on the inner transport (a batch counts once).
+    let exchangeCount = Atomic<Int>(0)
 
     static func lane(_ method: HTTPMethod, _ path: String) -> Int {
         path.hasSuffix("/commit") || path == "/txn" ? 1 : 0
@@ -69,6 +71,7 @@ final class BatchingTransport: HTTPTransport {
 
     func send(_ method: HTTPMethod, _ path: String, body: String?, restmAfter: String?) async throws -> HTTPAnswer {
         if Self.travelsAlone(method, path) {
+            exchangeCount.wrappingAdd(1, ordering: .relaxed)
             return try await inner.send(method, path, body: body, restmAfter: restmAfter)
         }
         // A free slot: go at once, alone. Otherwise wait for a batch (the invariant: the queue
@@ -81,6 +84,7 @@ final class BatchingTransport: HTTPTransport {
         }
         if alone {
             defer { finished(lane) }
+            exchangeCount.wrappingAdd(1, ordering: .relaxed)
             return try await inner.send(method, path, body: body, restmAfter: restmAfter)
         }
         return try await withCheckedThrowingContinuation { c in
@@ -148,6 +152,7 @@ final class BatchingTransport: HTTPTransport {
             await withTaskGroup(of: Void.self) { group in
                 for item in items {
                     group.addTask {
+                        self.exchangeCount.wrappingAdd(1, ordering: .relaxed)
                         do {
                             item.answer.resume(returning: try await self.inner.send(item.method, item.path, body: item.body, restmAfter: item.restmAfter))
                         } catch {
@@ -170,6 +175,7 @@ final class BatchingTransport: HTTPTransport {
         }
         body += "]}"
         let answer: HTTPAnswer
+        exchangeCount.wrappingAdd(1, ordering: .relaxed)
         do {
             answer = try await inner.send(.POST, "/batch", body: body, restmAfter: after)
         } catch {

@@ -220,15 +220,30 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
             return (s.reads.map { ($0.key, $0.value) }, s.writes)
         }
         if expect.isEmpty && writes.isEmpty { return .zero }
-        let ts: Timestamp
+        let outcome: ExpectingOutcome
         do {
-            ts = try await backend.commitExpecting(id: id, expect: expect, writes: writes.map { ($0.0, $0.1?.compactText) })
+            outcome = try await backend.commitExpecting(id: id, expect: expect, writes: writes.map { ($0.0, $0.1?.compactText) })
         } catch let e as ClientError where e.retryable {
             cache.invalidate(expect.map(\.0))
             throw e
         }
-        for (p, v) in writes { cache.store(p, value: v, version: v == nil ? nil : ts, stamp: ts) }
-        return ts
+        switch outcome {
+        case .committed(let ts):
+            for (p, v) in writes { cache.store(p, value: v, version: v == nil ? nil : ts, stamp: ts) }
+            return ts
+        case .stale(let current):
+            // The node said what is current now: the next attempt starts from it, with no
+            // read of its own. (A newer version was committed after the stale one was known
+            // current, so its version is a safe stamp; an absent one is simply forgotten.)
+            if current.isEmpty {
+                // A node that does not say which: forget everything this attempt read.
+                cache.invalidate(expect.map(\.0))
+            }
+            for (p, r) in current {
+                if let v = r.version { cache.store(p, value: r.value, version: v, stamp: v) } else { cache.invalidate([p]) }
+            }
+            throw ClientError.server(status: 412, code: "expectation_failed", message: "a version read is no longer current", retryable: true)
+        }
     }
 
     /// Cache mode: forgets what this attempt read (after `retry()` or an error of the body,
@@ -239,6 +254,11 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
     }
 
     var clientID: String? { state.withLock { $0.clientID } }
+
+    /// Every pointer read or written, sorted.
+    var touched: [String] {
+        state.withLock { s in Set(s.reads.keys).union(s.writeIndex.keys).sorted() }
+    }
 
     func abandon() async {
         if let t = state.withLock({ $0.beginTask }), let begun = try? await t.value { await backend.abort(begun.handle) }

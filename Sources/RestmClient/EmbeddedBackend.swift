@@ -58,11 +58,12 @@ public struct EmbeddedBackend: TransactionBackend {
         }
     }
 
-    public func commitExpecting(id: String, expect: [(String, Timestamp?)], writes: [(String, String?)]) async throws -> Timestamp {
+    public func commitExpecting(id: String, expect: [(String, Timestamp?)], writes: [(String, String?)]) async throws -> ExpectingOutcome {
         do {
-            return try await node.oneShot(OneShotRequest(expect: expect, writes: writes, txn: id)).ts
+            return .committed(try await node.oneShot(OneShotRequest(expect: expect, writes: writes, txn: id)).ts)
         } catch let e as RestmError where e.code == .expectationFailed {
-            throw ClientError.server(status: e.httpStatus, code: e.code.rawValue, message: e.message, retryable: true)
+            let values = e.extra.first(where: { $0.0 == "values" }).flatMap { try? JSONValue.parse(Array($0.1.utf8)) }
+            return .stale(HTTPBackend.values(values.map { .object([("values", $0)]) }))
         } catch {
             throw Self.map(error)
         }

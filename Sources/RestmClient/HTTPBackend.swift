@@ -40,6 +40,13 @@ public final class HTTPBackend: TransactionBackend {
 
     let transport: any HTTPTransport
     let token = Mutex<String?>(nil)
+    let requestCount = Atomic<Int>(0)
+
+    /// Requests made so far, and the HTTP exchanges that carried them (fewer with batching).
+    public var traffic: (requests: Int, exchanges: Int) {
+        let requests = requestCount.load(ordering: .relaxed)
+        return (requests, (transport as? BatchingTransport)?.exchangeCount.load(ordering: .relaxed) ?? requests)
+    }
 
     /// - Parameters:
     ///   - url: the node's base URL, e.g. `http://127.0.0.1:9000`
@@ -74,7 +81,15 @@ public final class HTTPBackend: TransactionBackend {
 
     /// One request; answers the parsed JSON body of a 2xx answer, throws `ClientError` otherwise.
     func call(_ method: HTTPMethod, _ path: String, body: String? = nil, after: Bool = false) async throws -> JSONValue? {
+        let (status, json) = try await exchange(method, path, body: body, after: after)
+        try Self.check(status, json)
+        return json
+    }
+
+    /// One request; answers its status and parsed body, whatever the status.
+    func exchange(_ method: HTTPMethod, _ path: String, body: String? = nil, after: Bool = false) async throws -> (Int, JSONValue?) {
         let answer: HTTPAnswer
+        requestCount.wrappingAdd(1, ordering: .relaxed)
         do {
             answer = try await transport.send(method, path, body: body, restmAfter: after ? token.withLock { $0 } : nil)
         } catch {
@@ -85,13 +100,16 @@ public final class HTTPBackend: TransactionBackend {
                 if t == nil || ts > t! { t = ts }
             }
         }
-        let json = answer.json ?? (answer.body.readableBytes == 0 ? nil : try? JSONValue.parse(answer.body.readableBytesView))
-        guard (200..<300).contains(answer.status) else {
+        return (answer.status, answer.json ?? (answer.body.readableBytes == 0 ? nil : try? JSONValue.parse(answer.body.readableBytesView)))
+    }
+
+    /// The typed error of a non-2xx answer.
+    static func check(_ status: Int, _ json: JSONValue?) throws {
+        guard (200..<300).contains(status) else {
             throw ClientError.server(
-                status: answer.status, code: json?["error"]?.stringValue ?? "http_\(answer.status)",
+                status: status, code: json?["error"]?.stringValue ?? "http_\(status)",
                 message: json?["message"]?.stringValue ?? "", retryable: json?["retryable"]?.boolValue ?? false)
         }
-        return json
     }
 
     static func values(_ json: JSONValue?) -> [String: ReadValue] {
@@ -158,7 +176,7 @@ public final class HTTPBackend: TransactionBackend {
         return (ts, Self.values(json))
     }
 
-    public func commitExpecting(id: String, expect: [(String, Timestamp?)], writes: [(String, String?)]) async throws -> Timestamp {
+    public func commitExpecting(id: String, expect: [(String, Timestamp?)], writes: [(String, String?)]) async throws -> ExpectingOutcome {
         var body = "{\"txn\":"
         JSONWriter.appendString(id, to: &body)
         body += ",\"expect\":{"
@@ -169,13 +187,13 @@ public final class HTTPBackend: TransactionBackend {
         }
         body += "},"
         body += Self.writesBody(writes).dropFirst()
-        do {
-            let json = try await call(.POST, "/txn", body: body, after: true)
-            return json?["ts"]?.stringValue.flatMap { Timestamp(text: $0) } ?? .zero
-        } catch ClientError.server(412, let code, let message, _) {
-            // A version read is no longer current: read again and re-run, like a conflict.
-            throw ClientError.server(status: 412, code: code, message: message, retryable: true)
+        let (status, json) = try await exchange(.POST, "/txn", body: body, after: true)
+        if status == 412, json?["error"]?.stringValue == "expectation_failed" {
+            // A node without the `values` extension: the stale pointers are re-read.
+            return .stale(Self.values(json))
         }
+        try Self.check(status, json)
+        return .committed(json?["ts"]?.stringValue.flatMap { Timestamp(text: $0) } ?? .zero)
     }
 
     public func resolve(id: String) async throws -> Timestamp? {

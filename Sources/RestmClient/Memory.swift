@@ -34,6 +34,8 @@ public struct TransactionalMemory<B: TransactionBackend>: Sendable {
     /// With a cache, bodies read from it and commit in one round trip that checks the
     /// versions they read (see `ReadCache` for what that means for a body).
     public let cache: ReadCache?
+    /// After a conflict, attempts of this memory that collide take turns (see `LocalLocks`).
+    let contention = LocalLocks()
 
     public init(backend: B, cache: ReadCache? = nil) {
         self.backend = backend
@@ -59,12 +61,30 @@ public struct TransactionalMemory<B: TransactionBackend>: Sendable {
         // Set when a body failed on cached reads: its next attempt reads from the node, so
         // that an error is only ever surfaced from values read in one snapshot.
         var bypassCache = false
+        // What the last conflicting attempt touched: the next attempt queues on it.
+        var queueOn: [String] = []
+        var pause: Duration?
         while true {
             try Task.checkCancellation()
+            if let p = pause { try await Task.sleep(for: p) }
+            pause = nil
             report.attempts += 1
+            var held = queueOn
+            if !held.isEmpty { await contention.acquire(held) }
+            defer { if !held.isEmpty { contention.release(held) } }
             let tx = ClientTransaction(backend: backend, priority: priority, cache: bypassCache ? nil : cache)
             do {
                 let value = try await body(tx)
+                if held.isEmpty {
+                    // Pointers that queued retries are taking turns on: this attempt would
+                    // most likely fail against them, so it joins the line instead of committing.
+                    let touched = tx.touched
+                    if touched.count <= LocalLocks.pointersMax, contention.anyHeld(touched) {
+                        await tx.abandon()
+                        queueOn = touched
+                        continue
+                    }
+                }
                 do {
                     _ = try await tx.commit()
                 } catch let e as ClientError where Self.isUnknownOutcome(e) {
@@ -79,6 +99,10 @@ public struct TransactionalMemory<B: TransactionBackend>: Sendable {
                 }
                 return (value, report)
             } catch is RetrySignal {
+                // Never wait for a change while holding a turn that others wait for.
+                if !held.isEmpty { contention.release(held) }
+                held = []
+                queueOn = []
                 tx.dropCachedReads()
                 await tx.abandon()
                 report.retries += 1
@@ -101,7 +125,11 @@ public struct TransactionalMemory<B: TransactionBackend>: Sendable {
                 guard conflictAttempts < options.attemptsMax, clock.now < deadline else {
                     throw ClientError.retriesExhausted(attempts: conflictAttempts, last: e.description)
                 }
-                try await Task.sleep(for: backoff(conflictAttempts, priority: priority, options))
+                let touched = tx.touched
+                queueOn = touched.count <= LocalLocks.pointersMax ? touched : []
+                // A retry that will queue needs no pause: its turn comes when the attempts it
+                // collided with are done. Otherwise back off, with no lock held.
+                pause = queueOn.isEmpty || conflictAttempts > 3 ? backoff(conflictAttempts, priority: priority, options) : nil
             } catch {
                 await tx.abandon()
                 if tx.cache != nil, !(error is CancellationError) {

@@ -76,12 +76,20 @@ public protocol TransactionBackend: Sendable {
     /// Reads `ptrs` outside any transaction, at one snapshot (answered with it).
     func snapshotRead(_ ptrs: [String]) async throws -> (ts: Timestamp, values: [String: ReadValue])
     /// One round trip: commits `writes` if every pointer of `expect` is still at the version
-    /// given (nil: absent), else throws a retryable 412 `expectation_failed`. The commit is
-    /// known by the client-chosen `id` (`ClientTxnID`) to `resolve(id:)`.
-    func commitExpecting(id: String, expect: [(String, Timestamp?)], writes: [(String, String?)]) async throws -> Timestamp
+    /// given (nil: absent), else answers the current values of those that are not. The
+    /// commit is known by the client-chosen `id` (`ClientTxnID`) to `resolve(id:)`.
+    func commitExpecting(id: String, expect: [(String, Timestamp?)], writes: [(String, String?)]) async throws -> ExpectingOutcome
     /// After a lost answer of `commitExpecting`: committed (its timestamp), not committed
     /// (nil, and it never will be), or unknown yet (throws).
     func resolve(id: String) async throws -> Timestamp?
+}
+
+/// What an optimistic commit (`commitExpecting`) answers.
+public enum ExpectingOutcome: Sendable {
+    case committed(Timestamp)
+    /// A version read was no longer current: the current value and version of each such
+    /// pointer (a 412 `expectation_failed`); nothing was written.
+    case stale([String: ReadValue])
 }
 
 /// Optimistic commits, for transactions whose reads come from a `ReadCache`: a read outside
@@ -92,7 +100,7 @@ extension TransactionBackend {
         throw ClientError.server(status: 501, code: "unsupported", message: "this backend has no snapshot reads", retryable: false)
     }
 
-    public func commitExpecting(id: String, expect: [(String, Timestamp?)], writes: [(String, String?)]) async throws -> Timestamp {
+    public func commitExpecting(id: String, expect: [(String, Timestamp?)], writes: [(String, String?)]) async throws -> ExpectingOutcome {
         throw ClientError.server(status: 501, code: "unsupported", message: "this backend has no expecting commits", retryable: false)
     }
 

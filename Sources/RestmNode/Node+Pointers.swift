@@ -162,20 +162,31 @@ extension Node {
     private func oneShotAttempt(_ t: Txn, _ req: OneShotRequest) async throws -> OneShotResult {
         var values: [(String, ReadResult)] = []
         for p in req.reads { values.append((p, try await self.read(t, p))) }
-        var mismatched: [(String, Timestamp?)] = []
+        var mismatched: [(String, ReadResult)] = []
         for (p, expected) in req.expect {
             let r = try await self.read(t, p)
-            if r.version != expected { mismatched.append((p, r.version)) }
+            if r.version != expected { mismatched.append((p, r)) }
         }
         if !mismatched.isEmpty {
+            // `current` (API.md) has the versions; `values` (an extension) the values too, as
+            // of one snapshot, so that a client can re-run without reading them again.
             var current = "{"
-            for (i, (p, v)) in mismatched.enumerated() {
-                if i > 0 { current += "," }
+            var values = "{"
+            for (i, (p, r)) in mismatched.enumerated() {
+                if i > 0 {
+                    current += ","
+                    values += ","
+                }
                 JSONWriter.appendString(p, to: &current)
-                current += ":" + (v.map { JSONWriter.quoted($0.text) } ?? "null")
+                current += ":" + (r.version.map { JSONWriter.quoted($0.text) } ?? "null")
+                JSONWriter.appendString(p, to: &values)
+                values += ":{\"value\":" + (r.value ?? "null") + ",\"version\":" + (r.version.map { JSONWriter.quoted($0.text) } ?? "null") + "}"
             }
             current += "}"
-            throw RestmError(.expectationFailed, "\(mismatched.count) pointer(s) are not at the expected version", extra: [("current", current)])
+            values += "}"
+            throw RestmError(
+                .expectationFailed, "\(mismatched.count) pointer(s) are not at the expected version",
+                extra: [("current", current), ("values", values)])
         }
         for (p, v) in req.writes { try self.write(t, p, value: v) }
         let ts = try await self.commit(t)

@@ -41,8 +41,8 @@ struct Bench: AsyncParsableCommand {
     var httpClient: HTTPBackend.Transport = .nio
     @Option(help: "Coalesce concurrent requests into POST /batch with at most this many exchanges in flight (0: every request alone).")
     var batching = 2
-    @Option(help: "Client read cache: on (bodies read from a shared cache and commit in one round trip that checks the versions read) or off (each transaction begins on the node and reads there).")
-    var readCache: OnOff = .off
+    @Option(help: "Client read cache: on (bodies read from a shared cache and commit in one round trip that checks the versions read; the default over HTTP) or off (each transaction begins on the node and reads there: two round trips; the default embedded).")
+    var readCache: OnOff?
     @Option(help: "Measured seconds, after the warm-up.") var seconds = 20
     @Option(help: "Warm-up seconds (not measured).") var warmup = 3
     @Option(help: "Random seed (default: fresh; printed).") var seed: UInt64?
@@ -53,6 +53,10 @@ struct Bench: AsyncParsableCommand {
         guard batching >= 0, batching <= 1_024 else { throw ValidationError("--batching must be 0–1024") }
         if let a = accounts, a < 2 { throw ValidationError("--accounts must be at least 2") }
     }
+
+    /// Over HTTP the cache saves a round trip per transaction; embedded, reads cost no round
+    /// trip and the cache only adds failed checks, so it is off there unless asked for.
+    var cacheOn: Bool { (readCache ?? (embedded ? .off : .on)) == .on }
 
     var accountCount: Int {
         accounts ?? (workload == .hot ? 10 : workload == .readMostly ? 100_000 : 10_000)
@@ -66,7 +70,7 @@ struct Bench: AsyncParsableCommand {
             try await ping()
             return
         }
-        let cache = readCache == .on ? ReadCache(capacity: max(100_000, 2 * accountCount)) : nil
+        let cache = cacheOn ? ReadCache(capacity: max(100_000, 2 * accountCount)) : nil
         log("bench \(workload.rawValue): \(accountCount) accounts, \(clients) clients, \(warmup)+\(seconds) s, seed \(seed), \(embedded ? "embedded" : url)")
         if embedded {
             let dir = data ?? NSTemporaryDirectory() + "restm-bench-\(UInt32.random(in: 0...UInt32.max))"
@@ -83,7 +87,7 @@ struct Bench: AsyncParsableCommand {
                 url: url, connections: clients, transport: httpClient,
                 batching: batching == 0 ? nil : HTTPBackend.Batching(inFlightMax: batching))
             do {
-                try await runWorkload(TransactionalMemory(backend: backend, cache: cache), seed: seed)
+                try await runWorkload(TransactionalMemory(backend: backend, cache: cache), seed: seed, traffic: { backend.traffic })
             } catch {
                 try? await backend.shutdown()
                 throw error
@@ -99,6 +103,11 @@ struct Bench: AsyncParsableCommand {
     static func account(_ i: Int) -> String { "acct:\(i)" }
     static let hundred: JSONValue = .object([("balance", .number("100"))])
 
+    /// Traffic counts at the start and the end of the measured window.
+    final class TrafficWindow: Sendable {
+        let counts = Mutex<[(requests: Int, exchanges: Int)]>([])
+    }
+
     final class Stats: Sendable {
         struct S {
             var transfers = 0
@@ -113,7 +122,10 @@ struct Bench: AsyncParsableCommand {
         let progress = Atomic<Int>(0)
     }
 
-    func runWorkload<B: TransactionBackend>(_ memory: TransactionalMemory<B>, seed: UInt64) async throws {
+    /// `traffic`: requests and HTTP exchanges so far (over HTTP), to report per transfer.
+    func runWorkload<B: TransactionBackend>(
+        _ memory: TransactionalMemory<B>, seed: UInt64, traffic: @escaping @Sendable () -> (requests: Int, exchanges: Int)? = { nil }
+    ) async throws {
         let n = accountCount
         // Set every account to 100, in chunks of blind writes.
         var i = 0
@@ -128,6 +140,7 @@ struct Bench: AsyncParsableCommand {
 
         let stats = Stats()
         let cpuStart = Self.cpuSeconds()
+        let trafficWindow = TrafficWindow()
         try await withThrowingTaskGroup(of: Void.self) { group in
             for c in 0..<clients {
                 group.addTask {
@@ -180,6 +193,7 @@ struct Bench: AsyncParsableCommand {
             }
             group.addTask {
                 try await Task.sleep(for: .seconds(warmup))
+                if let t = traffic() { trafficWindow.counts.withLock { $0.append(t) } }
                 stats.measuring.store(true, ordering: .relaxed)
                 var last = stats.progress.load(ordering: .relaxed)
                 for t in 1...seconds {
@@ -189,6 +203,7 @@ struct Bench: AsyncParsableCommand {
                     last = now
                 }
                 stats.measuring.store(false, ordering: .relaxed)
+                if let t = traffic() { trafficWindow.counts.withLock { $0.append(t) } }
                 stats.stop.store(true, ordering: .relaxed)
             }
             try await group.waitForAll()
@@ -218,6 +233,12 @@ struct Bench: AsyncParsableCommand {
         func pct(_ p: Double) -> Double { lat.isEmpty ? 0 : lat[min(lat.count - 1, Int(Double(lat.count) * p))] }
         let secs = Double(seconds)
         let committed = s.transfers + s.readOnly
+        let window = trafficWindow.counts.withLock { $0 }
+        /// HTTP requests (or exchanges on the wire) per committed transaction, retries included.
+        func perTransfer(_ key: KeyPath<(requests: Int, exchanges: Int), Int>) -> String {
+            guard window.count == 2, committed > 0 else { return "null" }
+            return String(format: "%.3f", Double(window[1][keyPath: key] - window[0][keyPath: key]) / Double(committed))
+        }
         var o: [(String, String)] = [
             ("workload", "\"\(workload.rawValue)\""),
             ("transfers_per_s", String(format: "%.1f", Double(s.transfers) / secs)),
@@ -234,7 +255,9 @@ struct Bench: AsyncParsableCommand {
             ("mode", embedded ? (store == .memory ? "\"embedded-memory\"" : "\"embedded\"") : "\"http\""),
             ("http_client", embedded ? "null" : "\"\(httpClient.rawValue)\""),
             ("batching", embedded ? "null" : String(batching)),
-            ("read_cache", "\"\(readCache.rawValue)\""),
+            ("read_cache", cacheOn ? "\"on\"" : "\"off\""),
+            ("requests_per_transfer", perTransfer(\.requests)),
+            ("exchanges_per_transfer", perTransfer(\.exchanges)),
             ("bench_cpu_percent", String(format: "%.1f", 100 * cpu / (secs + Double(warmup)))),
             ("seed", String(seed)),
         ])
@@ -262,6 +285,7 @@ struct Bench: AsyncParsableCommand {
         let backend = HTTPBackend(url: url, connections: clients, transport: httpClient)
         let stats = Stats()
         let cpuStart = Self.cpuSeconds()
+        let trafficWindow = TrafficWindow()
         let start = ContinuousClock.now
         do {
             try await backend.health()

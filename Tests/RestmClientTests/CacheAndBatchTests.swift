@@ -31,7 +31,7 @@ import Testing
             let n = try await tx.read("x")?.intValue ?? 0
             try await tx.write("x", Self.number(n + 1))
         }
-        // The first attempt saw 1 and was refused at commit; the second read 2 from the node.
+        // The first attempt saw 1 and was refused at commit, which answered 2: the second ran on it.
         #expect(runs.count == 2 && report.conflicts == 1)
         #expect(try await node.get("x")?.value == "3")
         // A read-only body is checked too: a stale value is never returned.
@@ -125,13 +125,13 @@ import Testing
         func resolve(_ handle: Txn) async throws -> Timestamp? { try await inner.resolve(handle) }
         func watch(_ versions: [(String, Timestamp?)], timeout: Duration) async throws -> Bool { try await inner.watch(versions, timeout: timeout) }
         func snapshotRead(_ ptrs: [String]) async throws -> (ts: Timestamp, values: [String: ReadValue]) { try await inner.snapshotRead(ptrs) }
-        func commitExpecting(id: String, expect: [(String, Timestamp?)], writes: [(String, String?)]) async throws -> Timestamp {
-            let ts = try await inner.commitExpecting(id: id, expect: expect, writes: writes)
+        func commitExpecting(id: String, expect: [(String, Timestamp?)], writes: [(String, String?)]) async throws -> ExpectingOutcome {
+            let outcome = try await inner.commitExpecting(id: id, expect: expect, writes: writes)
             if lost.count == 0 {
                 lost.add()
                 throw ClientError.transport("connection reset after the commit was sent")
             }
-            return ts
+            return outcome
         }
         func resolve(id: String) async throws -> Timestamp? {
             resolved.add()
@@ -301,5 +301,100 @@ import Testing
             try await backend.shutdown()
             group.cancelAll()
         }
+    }
+}
+
+/// The contention manager: in-process turns for transactions that collided.
+@Suite struct ContentionTests {
+    final class Inside: Sendable {
+        let held = Mutex<Set<String>>([])
+        func withLock<R>(_ body: (inout Set<String>) -> R) -> R { held.withLock { body(&$0) } }
+    }
+
+    @Test func locksAreHandedOverInOrderAndNeverDeadlock() async throws {
+        var random = SeededRandom.fromEnvironment()
+        print("locksAreHandedOverInOrderAndNeverDeadlock seed \(random.seed)")
+        let locks = LocalLocks()
+        let inside = Inside()
+        let overlaps = Counter()
+        let sets: [[String]] = (0..<64).map { _ in
+            Set((0..<3).map { _ in "p\(random.next() % 6)" }).sorted()
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for set in sets {
+                group.addTask {
+                    await locks.acquire(set)
+                    // Nobody else holds any of these while this task does.
+                    let clash = inside.withLock { s -> Bool in
+                        let c = !s.isDisjoint(with: set)
+                        s.formUnion(set)
+                        return c
+                    }
+                    if clash { overlaps.add() }
+                    try await Task.sleep(for: .microseconds(200))
+                    inside.withLock { $0.subtract(set) }
+                    locks.release(set)
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(overlaps.count == 0, "seed \(random.seed)")
+        #expect(locks.heldCount == 0)
+    }
+
+    /// Fails the first commit with a conflict, whatever it is.
+    struct ConflictOnceBackend: TransactionBackend {
+        let inner: EmbeddedBackend
+        let failed = Counter()
+
+        func begin(priority: Timestamp?, reads: [String]) async throws -> (handle: Txn, rv: Timestamp, values: [String: ReadValue]) {
+            try await inner.begin(priority: priority, reads: reads)
+        }
+        func read(_ handle: Txn, _ ptrs: [String]) async throws -> [String: ReadValue] { try await inner.read(handle, ptrs) }
+        func commit(_ handle: Txn, writes: [(String, String?)]) async throws -> Timestamp {
+            if failed.count == 0 {
+                failed.add()
+                await inner.abort(handle)
+                throw ClientError.server(status: 409, code: "conflict", message: "made up", retryable: true)
+            }
+            return try await inner.commit(handle, writes: writes)
+        }
+        func commitBlind(writes: [(String, String?)]) async throws -> Timestamp { try await inner.commitBlind(writes: writes) }
+        func abort(_ handle: Txn) async { await inner.abort(handle) }
+        func resolve(_ handle: Txn) async throws -> Timestamp? { try await inner.resolve(handle) }
+        func watch(_ versions: [(String, Timestamp?)], timeout: Duration) async throws -> Bool { try await inner.watch(versions, timeout: timeout) }
+    }
+
+    @Test func aTurnIsNotHeldWhileWaitingInRetry() async throws {
+        let node = try await Node.open(store: MemoryStore())
+        let memory = TransactionalMemory(backend: ConflictOnceBackend(inner: EmbeddedBackend(node: node)))
+        let runs = Counter()
+        // First attempt: conflicts (made up), so the second queues on what it touched (q, w)
+        // and holds that turn; it then finds q empty and waits in retry().
+        async let got: Int = memory.atomically { tx in
+            runs.add()
+            if runs.count == 1 {
+                _ = try await tx.read("q")
+                try await tx.write("w", .number("1"))
+                return 0
+            }
+            guard let v = try await tx.read("q")?.intValue else { try await tx.retry() }
+            return v
+        }
+        var spins = 0
+        while runs.count < 2, spins < 500 {
+            try await Task.sleep(for: .milliseconds(10))
+            spins += 1
+        }
+        try await Task.sleep(for: .milliseconds(50))
+        // A writer of q must not wait for that turn: it would never come.
+        let started = ContinuousClock.now
+        try await memory.atomically { tx in
+            _ = try await tx.read("q")
+            try await tx.write("q", .number("9"))
+        }
+        #expect(ContinuousClock.now - started < .seconds(5))
+        #expect(try await got == 9)
+        #expect(memory.contention.heldCount == 0)
     }
 }

@@ -63,7 +63,9 @@ def test_items_run_concurrently_and_stay_serializable(server):
     assert server.value(c) == winner + 1
     for o in out:
         if o['status'] == 412:
+            # `current` (API.md) and, as an extension, `values`: what is there now.
             assert error_shape(o['body'], 'expectation_failed') and c in o['body']['current']
+            assert o['body']['values'][c] == {'value': winner + 1, 'version': o['body']['current'][c]}, show(o)
 
 
 def test_a_malformed_batch_runs_nothing(server):

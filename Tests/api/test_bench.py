@@ -53,3 +53,27 @@ def test_bench_ping(server):
     # ping is for HTTP only.
     p = subprocess.run([str(restm_bin()), 'bench', 'ping', '--embedded'], capture_output=True, text=True, timeout=60)
     assert p.returncode != 0 and 'use --url' in p.stderr, (p.returncode, p.stderr[-500:])
+
+
+@pytest.mark.parametrize('cache,batching', [('on', '2'), ('off', '2'), ('on', '0'), ('off', '0')])
+def test_bench_read_cache_and_batching(server, cache, batching):
+    """Every combination keeps the total; the cache makes a transfer one request, batching
+    carries several requests per HTTP exchange (under load), and the JSON says which ran."""
+    r = run_bench(['bank', '--url', server.url, '--read-cache', cache, '--batching', batching, '--accounts', '50',
+                   '--clients', '8', '--seconds', '2', '--warmup', '0'])
+    assert r['total_ok'] is True and r['read_cache'] == cache and r['batching'] == int(batching), r
+    # 50 accounts, 8 clients: some conflicts, each costing requests of its own.
+    per = r['requests_per_transfer']
+    assert (1.0 <= per < 2.0) if cache == 'on' else (2.0 <= per < 3.0), r
+    if batching == '0':
+        assert r['exchanges_per_transfer'] == per, r
+    else:
+        assert r['exchanges_per_transfer'] < per, r
+    # Embedded, the cache is off unless asked for.
+    if cache == 'on' and batching == '2':
+        with tempfile.TemporaryDirectory() as d:
+            e = run_bench(['bank', '--embedded', '--data', d + '/data', '--accounts', '50', '--clients', '4', '--seconds', '1', '--warmup', '0'])
+            assert e['read_cache'] == 'off' and e['total_ok'] is True, e
+            e = run_bench(['bank', '--embedded', '--data', d + '/data2', '--read-cache', 'on', '--accounts', '50', '--clients', '4',
+                           '--seconds', '1', '--warmup', '0'])
+            assert e['read_cache'] == 'on' and e['total_ok'] is True, e
