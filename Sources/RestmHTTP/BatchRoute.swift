@@ -20,7 +20,9 @@ extension RestmResponder {
     }
 
     func batch(_ request: Request, context: Context) async throws -> Response {
-        let body = try await RequestParsing.object(request, limit: limits.requestBytesMax, depth: limits.jsonDepthMax)
+        // Items sit three levels down ({"requests": [{"body": …}]}): each body is checked
+        // against the normal depth limit when its own handler parses it.
+        let body = try await RequestParsing.object(request, limit: limits.requestBytesMax, depth: limits.jsonDepthMax + 3)
         guard let list = RequestParsing.member(body, "requests"), case .array(let items) = list else {
             throw RestmError(.badRequest, "the body must be {\"requests\": [{\"method\", \"path\", \"body\"}, ...]}")
         }

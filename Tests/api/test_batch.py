@@ -142,3 +142,22 @@ def test_a_client_chosen_id_names_a_one_shot_transaction(server):
             assert asked == 'aborted', show(out)
         final = server.call('GET', f'/txn/{tid2}')[1]['status']
         assert final == ('committed' if out[0]['status'] == 200 else 'aborted'), show(out)
+
+
+def test_an_item_may_nest_as_deep_as_a_request_alone(server):
+    """Items sit three levels inside the batch: the depth limit applies to each item's body,
+    not to the batch around it, so a neighbour's deep value never fails the others."""
+    pre = unique('batch.deep')
+    deep = 1
+    for _ in range(125):
+        deep = [deep]
+    s, r, _ = server.call('POST', '/txn', {'writes': {pre + 'alone': deep}})
+    assert s == 200, f'{s} {show(r)}'
+    out = batch(server, [{'method': 'POST', 'path': '/txn', 'body': {'writes': {pre + 'in-batch': deep}}},
+                         {'method': 'GET', 'path': f'/ptr/{pre}alone'}])
+    assert out[0]['status'] == 200 and out[1]['status'] == 200, show(out)
+    # Deeper than a request alone may be: that item is refused, its neighbour is not.
+    too_deep = [deep, [[[[1]]]]]
+    out = batch(server, [{'method': 'POST', 'path': '/txn', 'body': {'writes': {pre + 'x': too_deep}}},
+                         {'method': 'GET', 'path': f'/ptr/{pre}alone'}])
+    assert out[0]['status'] == 400 and out[1]['status'] == 200, show(out)
