@@ -146,9 +146,29 @@ extension Node {
             return OneShotResult(ts: ts, values: [])
         }
         do {
-            let r = try await autoRetry(id: cid) { t in try await self.oneShotAttempt(t, req) }
+            // A retry first asks the store whether the id already has a record: after a
+            // restart the same request may come again (its first run committed), and a
+            // reader may have resolved a stalled attempt's intents as aborted. Either way the
+            // store refuses a second record, and the recorded outcome is the answer.
+            var attempt = 0
+            let r = try await autoRetry(id: cid) { t in
+                attempt += 1
+                if attempt > 1, let known = try await storeCall("record", { try self.store.record(of: cid) }) {
+                    throw AlreadyRecorded(status: known)
+                }
+                return try await self.oneShotAttempt(t, req)
+            }
             registry.finish(claim, summary: TxnSummary(id: cid, rv: r.ts, status: .committed(r.ts), reads: req.reads.count + req.expect.count, writes: req.writes.count))
             return r
+        } catch let known as AlreadyRecorded {
+            switch known.status {
+            case .committed(let ts):
+                registry.finish(claim, summary: TxnSummary(id: cid, rv: ts, status: .committed(ts), reads: 0, writes: 0))
+                return OneShotResult(ts: ts, values: [])
+            case .aborted:
+                registry.finish(claim, summary: TxnSummary(id: cid, rv: .zero, status: .aborted("resolved as aborted"), reads: 0, writes: 0))
+                throw RestmError(.txnNotActive, "transaction \(cid) was resolved as aborted")
+            }
         } catch let e as RestmError where e.code != .outcomeUnknown && e.code != .internal {
             registry.finish(claim, summary: TxnSummary(id: cid, rv: .zero, status: .aborted(e.message), reads: 0, writes: 0))
             throw e
@@ -157,6 +177,10 @@ extension Node {
             registry.forget(cid)
             throw error
         }
+    }
+
+    private struct AlreadyRecorded: Error {
+        var status: TxnRecordStatus
     }
 
     private func oneShotAttempt(_ t: Txn, _ req: OneShotRequest) async throws -> OneShotResult {

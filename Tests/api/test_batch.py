@@ -156,8 +156,13 @@ def test_an_item_may_nest_as_deep_as_a_request_alone(server):
     out = batch(server, [{'method': 'POST', 'path': '/txn', 'body': {'writes': {pre + 'in-batch': deep}}},
                          {'method': 'GET', 'path': f'/ptr/{pre}alone'}])
     assert out[0]['status'] == 200 and out[1]['status'] == 200, show(out)
-    # Deeper than a request alone may be: that item is refused, its neighbour is not.
-    too_deep = [deep, [[[[1]]]]]
-    out = batch(server, [{'method': 'POST', 'path': '/txn', 'body': {'writes': {pre + 'x': too_deep}}},
-                         {'method': 'GET', 'path': f'/ptr/{pre}alone'}])
-    assert out[0]['status'] == 400 and out[1]['status'] == 200, show(out)
+    # Deeper than a request alone may be: the batch cannot carry it, and is refused whole
+    # (nothing of it runs).
+    too_deep = [[[deep]]]
+    s, r, _ = server.call('POST', '/txn', {'writes': {pre + 'x': too_deep}})
+    assert s == 400, f'{s} {show(r)}'
+    s, r, _ = server.call('POST', '/batch', {'requests': [
+        {'method': 'POST', 'path': '/txn', 'body': {'writes': {pre + 'x': too_deep}}},
+        {'method': 'PUT', 'path': f'/ptr/{pre}neighbour', 'body': 1}]})
+    assert s == 400 and error_shape(r, 'bad_json'), f'{s} {show(r)}'
+    assert server.get(pre + 'neighbour')[0] == 404

@@ -38,3 +38,38 @@ def test_a_lost_commit_answer_is_resolved_after_restart(monkeypatch):
         assert r['value'] == {'balance': 90}
     finally:
         srv.close()
+
+
+def test_a_lost_one_shot_answer_is_resolved_by_its_client_id_after_restart(monkeypatch):
+    """The read cache's commit is a one-shot `POST /txn` under a client-chosen id: its fate
+    survives the crash in the store's record, and an id that never reached a commit is fenced."""
+    srv = Server(name='fault-id')
+    try:
+        monkeypatch.setenv('RESTM_FAULT_KILL_AFTER_COMMITS', '2')
+        srv.start()
+        monkeypatch.delenv('RESTM_FAULT_KILL_AFTER_COMMITS')
+        s, r, _ = srv.call('PUT', '/ptr/acct:c', {'balance': 100})  # durable commit 1
+        assert s == 200
+        v = r['version']
+        tid = 'c' + '2' * 10 + 'a' * 16
+        s, r, _ = srv.call('POST', '/txn', {'txn': tid, 'expect': {'acct:c': v},
+                                            'writes': {'acct:c': {'balance': 95}, 'acct:d': {'balance': 5}}})
+        assert s == 0, f'expected no answer, got {s} {r}'  # durable commit 2: the node dies
+        assert srv.wait_exit(10) == -9, 'the node killed itself'
+        srv.start()
+        s, r, _ = srv.call('GET', f'/txn/{tid}')
+        assert s == 200 and r['status'] == 'committed', r
+        assert srv.value('acct:c') == {'balance': 95} and srv.value('acct:d') == {'balance': 5}
+        # Asking again gives the same answer; sending it again runs nothing.
+        s, r2, _ = srv.call('POST', '/txn', {'txn': tid, 'writes': {'acct:c': {'balance': 0}}})
+        assert s == 200 and r2['ts'] == r['ts'], r2
+        assert srv.value('acct:c') == {'balance': 95}
+        # An id whose request never arrived: fenced once asked, even across a restart.
+        never = 'c' + '3' * 10 + 'b' * 16
+        s, r, _ = srv.call('GET', f'/txn/{never}')
+        assert s == 200 and r['status'] == 'aborted', r
+        s, r, _ = srv.call('POST', '/txn', {'txn': never, 'writes': {'acct:c': {'balance': 1}}})
+        assert s == 409, r
+        assert srv.value('acct:c') == {'balance': 95}
+    finally:
+        srv.close()
