@@ -45,8 +45,11 @@ final class BatchingTransport: HTTPTransport {
     /// Exchanges sent on the inner transport (a batch counts once).
     let exchangeCount = Atomic<Int>(0)
 
-    static func lane(_ method: HTTPMethod, _ path: String) -> Int {
-        path.hasSuffix("/commit") || path == "/txn" ? 1 : 0
+    /// Commits (`/txn/{t}/commit`, and `POST /txn` unless it only reads) go in lane 1.
+    static func lane(_ method: HTTPMethod, _ path: String, _ body: String?) -> Int {
+        if path.hasSuffix("/commit") { return 1 }
+        if path == "/txn" { return body?.hasPrefix("{\"reads\":") == true ? 0 : 1 }
+        return 0
     }
 
     init(inner: any HTTPTransport, inFlightMax: Int, itemsMax: Int) {
@@ -76,7 +79,7 @@ final class BatchingTransport: HTTPTransport {
         }
         // A free slot: go at once, alone. Otherwise wait for a batch (the invariant: the queue
         // is empty whenever a slot is free, because a finishing exchange drains it).
-        let lane = Self.lane(method, path)
+        let lane = Self.lane(method, path, body)
         let alone = state.withLock { s in
             guard s.lanes[lane].inFlight < inFlightMax || s.unsupported else { return false }
             s.lanes[lane].inFlight += 1
@@ -190,12 +193,15 @@ final class BatchingTransport: HTTPTransport {
                 await exchange(items)
                 return
             }
-            if (200..<300).contains(answer.status) {
-                // Items may have run, but their answers are unreadable: a lost answer each.
-                for item in items { item.answer.resume(throwing: ClientError.transport("POST /batch: the answer is malformed")) }
+            let refusal = [400, 413, 503].contains(answer.status) && json?["error"]?.stringValue != nil
+            guard refusal else {
+                // A malformed success, a 500, a proxy's 502/504: items may have run, but their
+                // answers are unknown: a lost answer each (a commit is then resolved by id).
+                for item in items { item.answer.resume(throwing: ClientError.transport("POST /batch answered \(answer.status) without item answers")) }
                 return
             }
-            // Any other refusal of the whole batch (nothing of it ran) is each item's answer.
+            // The node refused the whole batch (malformed, too large, shutting down): nothing
+            // of it ran, and the refusal is each item's answer.
             for item in items {
                 item.answer.resume(returning: HTTPAnswer(status: answer.status, restmTs: answer.restmTs, body: answer.body, json: json))
             }

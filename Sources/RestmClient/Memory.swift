@@ -73,8 +73,12 @@ public struct TransactionalMemory<B: TransactionBackend>: Sendable {
             if !held.isEmpty { await contention.acquire(held) }
             defer { if !held.isEmpty { contention.release(held) } }
             let tx = ClientTransaction(backend: backend, priority: priority, cache: bypassCache ? nil : cache)
+            // Set once the body has returned: an error after that is the commit's, and is
+            // never a reason to run the body again.
+            var bodyReturned = false
             do {
                 let value = try await body(tx)
+                bodyReturned = true
                 if held.isEmpty {
                     // Pointers that queued retries are taking turns on: this attempt would
                     // most likely fail against them, so it joins the line instead of committing.
@@ -132,7 +136,7 @@ public struct TransactionalMemory<B: TransactionBackend>: Sendable {
                 pause = queueOn.isEmpty || conflictAttempts > 3 ? backoff(conflictAttempts, priority: priority, options) : nil
             } catch {
                 await tx.abandon()
-                if tx.cache != nil, !(error is CancellationError) {
+                if tx.cache != nil, !bodyReturned, !(error is CancellationError) {
                     tx.dropCachedReads()
                     bypassCache = true
                     continue
@@ -145,7 +149,8 @@ public struct TransactionalMemory<B: TransactionBackend>: Sendable {
     static func isUnknownOutcome(_ e: ClientError) -> Bool {
         switch e {
         case .transport: return true
-        case .server(_, let code, _, _): return code == "outcome_unknown"
+        // 500 (an unexpected failure), 502 and 504 (a proxy's): the request may have run.
+        case .server(let status, let code, _, _): return code == "outcome_unknown" || status == 500 || status == 502 || status == 504
         default: return false
         }
     }

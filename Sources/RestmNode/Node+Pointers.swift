@@ -170,6 +170,12 @@ extension Node {
                 throw RestmError(.txnNotActive, "transaction \(cid) was resolved as aborted")
             }
         } catch let e as RestmError where e.code != .outcomeUnknown && e.code != .internal {
+            // The same request may be here a second time (after a restart, or once the node
+            // forgot the id), failing against its own first run: the record answers.
+            if case .committed(let ts)? = try? await storeCall("record", { try self.store.record(of: cid) }) {
+                registry.finish(claim, summary: TxnSummary(id: cid, rv: ts, status: .committed(ts), reads: 0, writes: 0))
+                return OneShotResult(ts: ts, values: [])
+            }
             registry.finish(claim, summary: TxnSummary(id: cid, rv: .zero, status: .aborted(e.message), reads: 0, writes: 0))
             throw e
         } catch {

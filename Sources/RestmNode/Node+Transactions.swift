@@ -38,6 +38,10 @@ extension Node {
 
     /// The open transaction `id`, or the error API.md gives for it.
     public func activeTxn(_ id: String) throws -> Txn {
+        if ClientTxnID.isValid(id) {
+            // A one-shot's id: its transaction runs inside its one request, never continued.
+            throw RestmError(.txnNotActive, "transaction \(id) is a one-shot transaction and cannot be continued")
+        }
         if let t = registry.active(id) { return t }
         if registry.finished(id) != nil { throw RestmError(.txnNotActive, "transaction \(id) has finished") }
         throw RestmError(.txnNotFound, "no transaction \(id) on this node")
@@ -186,14 +190,16 @@ extension Node {
         }
         if let s = registry.finished(id) { return s }
         if ClientTxnID.isValid(id) {
-            // A client-chosen id neither running nor remembered: committed if the store has
-            // its record; otherwise fenced as aborted here, so that a request still on its way
-            // can no longer commit under this id (`claim` refuses it). A restart closes every
-            // connection, so no request from before it can arrive after it.
-            if case .committed(let ts)? = try await storeCall("record", { try self.store.record(of: id) }) {
-                return TxnSummary(id: id, rv: ts, status: .committed(ts), reads: 0, writes: 0)
+            // A client-chosen id neither running nor remembered: the store's record decides,
+            // and a missing one is recorded as aborted, durably, so that a request still on
+            // its way can never commit under this id (the store refuses a second record).
+            let status = try await storeCall("resolve") { try self.store.resolve(id) }
+            let summary: TxnSummary
+            switch status {
+            case .committed(let ts): summary = TxnSummary(id: id, rv: ts, status: .committed(ts), reads: 0, writes: 0)
+            case .aborted: summary = TxnSummary(id: id, rv: .zero, status: .aborted("not committed (unknown to this node)"), reads: 0, writes: 0)
             }
-            return registry.fence(TxnSummary(id: id, rv: .zero, status: .aborted("not committed (unknown to this node)"), reads: 0, writes: 0))
+            return registry.fence(summary)
         }
         guard let tid = TxnID(text: id), tid.node == configuration.nodeID, tid.incarnation <= incarnation,
             tid.incarnation < incarnation || tid.sequence <= sequence.load(ordering: .relaxed)
@@ -221,7 +227,7 @@ extension Node {
 
 extension Node {
     /// The open transaction `id`, if any.
-    public func registry(active id: String) -> Txn? { registry.active(id) }
+    public func registry(active id: String) -> Txn? { ClientTxnID.isValid(id) ? nil : registry.active(id) }
 
     /// What this node remembers of a finished transaction.
     public func finishedSummary(_ id: String) -> TxnSummary? { registry.finished(id) }

@@ -112,6 +112,7 @@ import Testing
     /// Loses the answer of the first optimistic commit, after it happened.
     struct LosingOptimisticBackend: TransactionBackend {
         let inner: EmbeddedBackend
+        var failure: ClientError = .transport("connection reset after the commit was sent")
         let lost = Counter()
         let resolved = Counter()
 
@@ -129,7 +130,7 @@ import Testing
             let outcome = try await inner.commitExpecting(id: id, expect: expect, writes: writes)
             if lost.count == 0 {
                 lost.add()
-                throw ClientError.transport("connection reset after the commit was sent")
+                throw failure
             }
             return outcome
         }
@@ -139,9 +140,15 @@ import Testing
         }
     }
 
-    @Test func aLostOptimisticCommitIsResolvedByItsIDNotReRun() async throws {
+    /// A lost answer, or an answer that does not say what happened (a 500, a proxy's 502).
+    @Test(arguments: [
+        ClientError.transport("connection reset after the commit was sent"),
+        ClientError.server(status: 500, code: "internal", message: "internal error", retryable: false),
+        ClientError.server(status: 502, code: "http_502", message: "", retryable: false),
+    ])
+    func aLostOptimisticCommitIsResolvedByItsIDNotReRun(_ failure: ClientError) async throws {
         let node = try await Node.open(store: MemoryStore())
-        let backend = LosingOptimisticBackend(inner: EmbeddedBackend(node: node))
+        let backend = LosingOptimisticBackend(inner: EmbeddedBackend(node: node), failure: failure)
         let memory = TransactionalMemory(backend: backend, cache: ReadCache())
         let runs = Counter()
         try await memory.atomically { tx in

@@ -128,7 +128,8 @@ def test_a_client_chosen_id_names_a_one_shot_transaction(server):
         assert s == 400 and error_shape(r, 'bad_request'), f'{bad!r} -> {s} {show(r)}'
     assert server.value(k) == 1
     # In one batch, a commit under an id and a question about it run concurrently: either
-    # the commit came first (active or committed) or the question fenced it (refused).
+    # the commit came first (active or committed) or the question fenced it (refused). An
+    # answer "aborted" is never followed by a commit.
     for _ in range(5):
         tid2 = client_id()
         out = batch(server, [{'method': 'POST', 'path': '/txn', 'body': {'txn': tid2, 'writes': {k: 6}}},
@@ -138,8 +139,9 @@ def test_a_client_chosen_id_names_a_one_shot_transaction(server):
         if out[0]['status'] == 200:
             assert out[0]['body']['txn'] == tid2 and asked in ('active', 'committed'), show(out)
         else:
+            # (The question may have found it running, just before the fence refused it.)
             assert out[0]['status'] == 409 and error_shape(out[0]['body'], 'txn_not_active'), show(out)
-            assert asked == 'aborted', show(out)
+            assert asked in ('aborted', 'active'), show(out)
         final = server.call('GET', f'/txn/{tid2}')[1]['status']
         assert final == ('committed' if out[0]['status'] == 200 else 'aborted'), show(out)
 

@@ -60,16 +60,34 @@ def test_a_lost_one_shot_answer_is_resolved_by_its_client_id_after_restart(monke
         s, r, _ = srv.call('GET', f'/txn/{tid}')
         assert s == 200 and r['status'] == 'committed', r
         assert srv.value('acct:c') == {'balance': 95} and srv.value('acct:d') == {'balance': 5}
-        # Asking again gives the same answer; sending it again runs nothing.
+        # Sending the very same request again (its expectation now fails against its own
+        # first run) answers the first outcome, and runs nothing.
+        s, r2, _ = srv.call('POST', '/txn', {'txn': tid, 'expect': {'acct:c': v},
+                                             'writes': {'acct:c': {'balance': 95}, 'acct:d': {'balance': 5}}})
+        assert s == 200 and r2['ts'] == r['ts'], r2
         s, r2, _ = srv.call('POST', '/txn', {'txn': tid, 'writes': {'acct:c': {'balance': 0}}})
         assert s == 200 and r2['ts'] == r['ts'], r2
         assert srv.value('acct:c') == {'balance': 95}
+        assert srv.call('GET', f'/txn/{tid}')[1]['status'] == 'committed'
+        # A one-shot cannot be continued like a transaction begun with POST /txn/begin; a
+        # commit of it answers its outcome, like any repeated commit.
+        for path in [f'/txn/{tid}/abort', f'/txn/{tid}/read']:
+            s, r2, _ = srv.call('POST', path, {'ptrs': ['acct:c']} if path.endswith('read') else None)
+            assert s == 409 and r2['error'] == 'txn_not_active', (path, s, r2)
+        s, r2, _ = srv.call('POST', f'/txn/{tid}/commit')
+        assert s == 200 and r2['ts'] == r['ts'], r2
         # An id whose request never arrived: fenced once asked, even across a restart.
         never = 'c' + '3' * 10 + 'b' * 16
         s, r, _ = srv.call('GET', f'/txn/{never}')
         assert s == 200 and r['status'] == 'aborted', r
         s, r, _ = srv.call('POST', '/txn', {'txn': never, 'writes': {'acct:c': {'balance': 1}}})
         assert s == 409, r
+        # The fence is durable: after a crash, the same id still cannot commit.
+        srv.kill9()
+        srv.start()
+        s, r, _ = srv.call('POST', '/txn', {'txn': never, 'writes': {'acct:c': {'balance': 1}}})
+        assert s == 409 and r['error'] == 'txn_not_active', r
+        assert srv.call('GET', f'/txn/{never}')[1]['status'] == 'aborted'
         assert srv.value('acct:c') == {'balance': 95}
     finally:
         srv.close()
