@@ -40,6 +40,9 @@ extension Node {
     public func activeTxn(_ id: String) throws -> Txn {
         if ClientTxnID.isValid(id) {
             // A one-shot's id: its transaction runs inside its one request, never continued.
+            guard registry.active(id) != nil || registry.finished(id) != nil else {
+                throw RestmError(.txnNotFound, "no transaction \(id) on this node")
+            }
             throw RestmError(.txnNotActive, "transaction \(id) is a one-shot transaction and cannot be continued")
         }
         if let t = registry.active(id) { return t }
