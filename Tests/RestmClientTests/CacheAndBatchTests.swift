@@ -279,34 +279,15 @@ import Testing
     @Test(arguments: [false, true])
     func bodiesRunBatchedOverHTTP(_ cached: Bool) async throws {
         let node = try await Node.open(store: MemoryStore())
-        let serverPort = ServerPort()
-        let app = Application(responder: RestmResponder(node: node), configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-                              onServerRunning: { channel in serverPort.set(channel.localAddress?.port ?? 0) })
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await app.runService(gracefulShutdownSignals: []) }
-            let port = try await serverPort.wait()
+        try await withServedNode(node) { port in
             let backend = HTTPBackend(url: "http://127.0.0.1:\(port)", connections: 4, transport: .nio, batching: .init(inFlightMax: 1))
             let memory = TransactionalMemory(backend: backend, cache: cached ? ReadCache() : nil)
-            try await withThrowingTaskGroup(of: Void.self) { clients in
-                for _ in 0..<8 {
-                    clients.addTask {
-                        for _ in 0..<10 {
-                            try await memory.atomically { tx in
-                                let n = try await tx.read("b-counter")?.intValue ?? 0
-                                try await tx.write("b-counter", Self.number(n + 1))
-                            }
-                        }
-                    }
-                }
-                try await clients.waitForAll()
-            }
-            #expect(try await memory.atomically { tx in try await tx.read("b-counter")?.intValue } == 80)
+            #expect(try await incrementConcurrently(memory, "b-counter", clients: 8, times: 10) == 80)
             try await collectionsRunUnchanged(memory)
             let metrics = try await backend.call(.GET, "/sys/metrics")
             let batches = metrics?["code"]?["http"]?["POST /batch"]?["invocations"]?.intValue ?? 0
             #expect(batches > 0)
             try await backend.shutdown()
-            group.cancelAll()
         }
     }
 }

@@ -265,28 +265,10 @@ import Testing
     @Test(arguments: HTTPBackend.Transport.allCases)
     func theSameBodiesRunOverHTTP(_ transport: HTTPBackend.Transport) async throws {
         let node = try await Node.open(store: MemoryStore())
-        let serverPort = ServerPort()
-        let app = Application(responder: RestmResponder(node: node), configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-                              onServerRunning: { channel in serverPort.set(channel.localAddress?.port ?? 0) })
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await app.runService(gracefulShutdownSignals: []) }
-            let port = try await serverPort.wait()
+        try await withServedNode(node) { port in
             let backend = HTTPBackend(url: "http://127.0.0.1:\(port)", connections: 8, transport: transport)
             let memory = TransactionalMemory(backend: backend)
-            try await withThrowingTaskGroup(of: Void.self) { clients in
-                for _ in 0..<4 {
-                    clients.addTask {
-                        for _ in 0..<10 {
-                            try await memory.atomically { tx in
-                                let n = try await tx.read("http-counter")?.intValue ?? 0
-                                try await tx.write("http-counter", Self.number(n + 1))
-                            }
-                        }
-                    }
-                }
-                try await clients.waitForAll()
-            }
-            #expect(try await memory.atomically { tx in try await tx.read("http-counter")?.intValue } == 40)
+            #expect(try await incrementConcurrently(memory, "http-counter", clients: 4, times: 10) == 40)
             // retry() over HTTP waits with POST /watch.
             async let got: Int = memory.atomically { tx in
                 guard let v = try await tx.read("http-box")?.intValue else { try await tx.retry() }
@@ -325,9 +307,39 @@ import Testing
             #expect(ContinuousClock.now - started < .seconds(2))
             #expect(try await impatient.get("http-counter")?.value == Self.number(40))
             try await impatient.shutdown()
-            group.cancelAll()
         }
     }
+}
+
+/// Runs `body` with `node` served over HTTP on a free loopback port, then stops the server.
+func withServedNode(_ node: Node, _ body: @Sendable (Int) async throws -> Void) async throws {
+    let serverPort = ServerPort()
+    let app = Application(responder: RestmResponder(node: node), configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+                          onServerRunning: { channel in serverPort.set(channel.localAddress?.port ?? 0) })
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask { try await app.runService(gracefulShutdownSignals: []) }
+        try await body(try await serverPort.wait())
+        group.cancelAll()
+    }
+}
+
+/// `clients` tasks each increment `key` `times` times (read, then write one more); answers
+/// the final count, which is `clients * times` unless an update was lost.
+func incrementConcurrently<B: TransactionBackend>(_ memory: TransactionalMemory<B>, _ key: String, clients: Int, times: Int) async throws -> Int? {
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        for _ in 0..<clients {
+            group.addTask {
+                for _ in 0..<times {
+                    try await memory.atomically { tx in
+                        let n = try await tx.read(key)?.intValue ?? 0
+                        try await tx.write(key, .number(String(n + 1)))
+                    }
+                }
+            }
+        }
+        try await group.waitForAll()
+    }
+    return try await memory.atomically { tx in try await tx.read(key)?.intValue }
 }
 
 /// The collections, written against `Transaction`, over HTTP exactly as embedded.
