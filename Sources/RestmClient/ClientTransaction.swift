@@ -212,7 +212,8 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
     }
 
     /// Cache mode: one round trip that checks every version read and writes. A failed check
-    /// (or any conflict) drops what was read from the cache, so the next attempt reads anew.
+    /// puts the current values the node answers in the cache, so the next attempt runs on
+    /// them without a read of its own; any other conflict drops what was read.
     private func commitExpecting(_ cache: ReadCache) async throws -> Timestamp {
         let id = ClientTxnID.make()
         let (expect, writes) = state.withLock { s in
