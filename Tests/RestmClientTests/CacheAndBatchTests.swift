@@ -110,22 +110,12 @@ import Testing
     }
 
     /// Loses the answer of the first optimistic commit, after it happened.
-    struct LosingOptimisticBackend: TransactionBackend {
+    struct LosingOptimisticBackend: ForwardingBackend {
         let inner: EmbeddedBackend
         var failure: ClientError = .transport("connection reset after the commit was sent")
         let lost = Counter()
         let resolved = Counter()
 
-        func begin(priority: Timestamp?, reads: [String]) async throws -> (handle: Txn, rv: Timestamp, values: [String: ReadValue]) {
-            try await inner.begin(priority: priority, reads: reads)
-        }
-        func read(_ handle: Txn, _ ptrs: [String]) async throws -> [String: ReadValue] { try await inner.read(handle, ptrs) }
-        func commit(_ handle: Txn, writes: [(String, String?)]) async throws -> Timestamp { try await inner.commit(handle, writes: writes) }
-        func commitBlind(writes: [(String, String?)]) async throws -> Timestamp { try await inner.commitBlind(writes: writes) }
-        func abort(_ handle: Txn) async { await inner.abort(handle) }
-        func resolve(_ handle: Txn) async throws -> Timestamp? { try await inner.resolve(handle) }
-        func watch(_ versions: [(String, Timestamp?)], timeout: Duration) async throws -> Bool { try await inner.watch(versions, timeout: timeout) }
-        func snapshotRead(_ ptrs: [String]) async throws -> (ts: Timestamp, values: [String: ReadValue]) { try await inner.snapshotRead(ptrs) }
         func commitExpecting(id: String, expect: [(String, Timestamp?)], writes: [(String, String?)]) async throws -> ExpectingOutcome {
             let outcome = try await inner.commitExpecting(id: id, expect: expect, writes: writes)
             if lost.count == 0 {
@@ -331,14 +321,10 @@ import Testing
     }
 
     /// Fails the first commit with a conflict, whatever it is.
-    struct ConflictOnceBackend: TransactionBackend {
+    struct ConflictOnceBackend: ForwardingBackend {
         let inner: EmbeddedBackend
         let failed = Counter()
 
-        func begin(priority: Timestamp?, reads: [String]) async throws -> (handle: Txn, rv: Timestamp, values: [String: ReadValue]) {
-            try await inner.begin(priority: priority, reads: reads)
-        }
-        func read(_ handle: Txn, _ ptrs: [String]) async throws -> [String: ReadValue] { try await inner.read(handle, ptrs) }
         func commit(_ handle: Txn, writes: [(String, String?)]) async throws -> Timestamp {
             if failed.count == 0 {
                 failed.add()
@@ -347,10 +333,6 @@ import Testing
             }
             return try await inner.commit(handle, writes: writes)
         }
-        func commitBlind(writes: [(String, String?)]) async throws -> Timestamp { try await inner.commitBlind(writes: writes) }
-        func abort(_ handle: Txn) async { await inner.abort(handle) }
-        func resolve(_ handle: Txn) async throws -> Timestamp? { try await inner.resolve(handle) }
-        func watch(_ versions: [(String, Timestamp?)], timeout: Duration) async throws -> Bool { try await inner.watch(versions, timeout: timeout) }
     }
 
     @Test func aTurnIsNotHeldWhileWaitingInRetry() async throws {

@@ -161,14 +161,10 @@ import Testing
     }
 
     /// A backend that loses the answer of the first commit after it happened.
-    struct LosingBackend: TransactionBackend {
+    struct LosingBackend: ForwardingBackend {
         let inner: EmbeddedBackend
         let lost = Counter()
 
-        func begin(priority: Timestamp?, reads: [String]) async throws -> (handle: Txn, rv: Timestamp, values: [String: ReadValue]) {
-            try await inner.begin(priority: priority, reads: reads)
-        }
-        func read(_ handle: Txn, _ ptrs: [String]) async throws -> [String: ReadValue] { try await inner.read(handle, ptrs) }
         func commit(_ handle: Txn, writes: [(String, String?)]) async throws -> Timestamp {
             let ts = try await inner.commit(handle, writes: writes)
             if lost.count == 0 {
@@ -177,14 +173,10 @@ import Testing
             }
             return ts
         }
-        func commitBlind(writes: [(String, String?)]) async throws -> Timestamp { try await inner.commitBlind(writes: writes) }
-        func abort(_ handle: Txn) async { await inner.abort(handle) }
-        func resolve(_ handle: Txn) async throws -> Timestamp? { try await inner.resolve(handle) }
-        func watch(_ versions: [(String, Timestamp?)], timeout: Duration) async throws -> Bool { try await inner.watch(versions, timeout: timeout) }
     }
 
     /// Counts the transactions a backend begins.
-    struct CountingBackend: TransactionBackend {
+    struct CountingBackend: ForwardingBackend {
         let inner: EmbeddedBackend
         let begins = Counter()
 
@@ -192,12 +184,6 @@ import Testing
             begins.add()
             return try await inner.begin(priority: priority, reads: reads)
         }
-        func read(_ handle: Txn, _ ptrs: [String]) async throws -> [String: ReadValue] { try await inner.read(handle, ptrs) }
-        func commit(_ handle: Txn, writes: [(String, String?)]) async throws -> Timestamp { try await inner.commit(handle, writes: writes) }
-        func commitBlind(writes: [(String, String?)]) async throws -> Timestamp { try await inner.commitBlind(writes: writes) }
-        func abort(_ handle: Txn) async { await inner.abort(handle) }
-        func resolve(_ handle: Txn) async throws -> Timestamp? { try await inner.resolve(handle) }
-        func watch(_ versions: [(String, Timestamp?)], timeout: Duration) async throws -> Bool { try await inner.watch(versions, timeout: timeout) }
     }
 
     @Test func concurrentFirstReadsShareOneTransaction() async throws {
@@ -376,6 +362,28 @@ func collectionsRunUnchanged<B: TransactionBackend>(_ memory: TransactionalMemor
     try await Task.sleep(for: .milliseconds(100))
     try await memory.atomically { tx in try await queue.push(tx, .string("late")) }
     #expect(try await late == .string("late"))
+}
+
+/// A test backend: everything goes to an embedded backend unless the type says otherwise.
+protocol ForwardingBackend: TransactionBackend where Handle == Txn {
+    var inner: EmbeddedBackend { get }
+}
+
+extension ForwardingBackend {
+    func begin(priority: Timestamp?, reads: [String]) async throws -> (handle: Txn, rv: Timestamp, values: [String: ReadValue]) {
+        try await inner.begin(priority: priority, reads: reads)
+    }
+    func read(_ handle: Txn, _ ptrs: [String]) async throws -> [String: ReadValue] { try await inner.read(handle, ptrs) }
+    func commit(_ handle: Txn, writes: [(String, String?)]) async throws -> Timestamp { try await inner.commit(handle, writes: writes) }
+    func commitBlind(writes: [(String, String?)]) async throws -> Timestamp { try await inner.commitBlind(writes: writes) }
+    func abort(_ handle: Txn) async { await inner.abort(handle) }
+    func resolve(_ handle: Txn) async throws -> Timestamp? { try await inner.resolve(handle) }
+    func watch(_ versions: [(String, Timestamp?)], timeout: Duration) async throws -> Bool { try await inner.watch(versions, timeout: timeout) }
+    func snapshotRead(_ ptrs: [String]) async throws -> (ts: Timestamp, values: [String: ReadValue]) { try await inner.snapshotRead(ptrs) }
+    func commitExpecting(id: String, expect: [(String, Timestamp?)], writes: [(String, String?)]) async throws -> ExpectingOutcome {
+        try await inner.commitExpecting(id: id, expect: expect, writes: writes)
+    }
+    func resolve(id: String) async throws -> Timestamp? { try await inner.resolve(id: id) }
 }
 
 /// Hands the port a test server bound to (port 0) to the test.
