@@ -122,6 +122,17 @@ public final class HTTPBackend: TransactionBackend {
         return out
     }
 
+    /// `{p: "version" or null, ...}`: what `expect` and `POST /watch` take.
+    static func versionMap(_ versions: [(String, Timestamp?)]) -> String {
+        var out = "{"
+        for (i, (p, v)) in versions.enumerated() {
+            if i > 0 { out += "," }
+            JSONWriter.appendString(p, to: &out)
+            out += ":" + (v.map { JSONWriter.quoted($0.text) } ?? "null")
+        }
+        return out + "}"
+    }
+
     static func list(_ ptrs: [String]) -> String {
         "[" + ptrs.map { JSONWriter.quoted($0) }.joined(separator: ",") + "]"
     }
@@ -179,17 +190,12 @@ public final class HTTPBackend: TransactionBackend {
     public func commitExpecting(id: String, expect: [(String, Timestamp?)], writes: [(String, String?)]) async throws -> ExpectingOutcome {
         var body = "{\"txn\":"
         JSONWriter.appendString(id, to: &body)
-        body += ",\"expect\":{"
-        for (i, (p, v)) in expect.enumerated() {
-            if i > 0 { body += "," }
-            JSONWriter.appendString(p, to: &body)
-            body += ":" + (v.map { "\"\($0.text)\"" } ?? "null")
-        }
-        body += "},"
+        body += ",\"expect\":" + Self.versionMap(expect) + ","
         body += Self.writesBody(writes).dropFirst()
         let (status, json) = try await exchange(.POST, "/txn", body: body, after: true)
         if status == 412, json?["error"]?.stringValue == "expectation_failed" {
-            // A node without the `values` extension: the stale pointers are re-read.
+            // `values` holds the current values (an extension; empty from a node without it,
+            // and then the client forgets what it read instead).
             return .stale(Self.values(json))
         }
         try Self.check(status, json)
@@ -214,14 +220,8 @@ public final class HTTPBackend: TransactionBackend {
     }
 
     public func watch(_ versions: [(String, Timestamp?)], timeout: Duration) async throws -> Bool {
-        var body = "{\"ptrs\":{"
-        for (i, (p, v)) in versions.enumerated() {
-            if i > 0 { body += "," }
-            JSONWriter.appendString(p, to: &body)
-            body += ":" + (v.map { "\"\($0.text)\"" } ?? "null")
-        }
         let ms = Int(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
-        body += "},\"timeoutMs\":\(ms)}"
+        let body = "{\"ptrs\":" + Self.versionMap(versions) + ",\"timeoutMs\":\(ms)}"
         let json = try await call(.POST, "/watch", body: body)
         if case .object(let changed)? = json?["changed"] { return !changed.isEmpty }
         return false

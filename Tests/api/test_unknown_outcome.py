@@ -5,12 +5,17 @@ the transaction again. The node kills itself with SIGKILL right after its n-th d
 from restm_testlib import Server
 
 
+def start_dying_after_commits(monkeypatch, srv, n):
+    """Starts `srv` set to kill itself after its n-th durable commit (this start only)."""
+    monkeypatch.setenv('RESTM_FAULT_KILL_AFTER_COMMITS', str(n))
+    srv.start()
+    monkeypatch.delenv('RESTM_FAULT_KILL_AFTER_COMMITS')
+
+
 def test_a_lost_commit_answer_is_resolved_after_restart(monkeypatch):
     srv = Server(name='fault')
     try:
-        monkeypatch.setenv('RESTM_FAULT_KILL_AFTER_COMMITS', '2')
-        srv.start()
-        monkeypatch.delenv('RESTM_FAULT_KILL_AFTER_COMMITS')
+        start_dying_after_commits(monkeypatch, srv, 2)
         s, _, _ = srv.call('PUT', '/ptr/acct:a', {'balance': 100})  # durable commit 1
         assert s == 200
         t = srv.begin()
@@ -45,9 +50,7 @@ def test_a_lost_one_shot_answer_is_resolved_by_its_client_id_after_restart(monke
     survives the crash in the store's record, and an id that never reached a commit is fenced."""
     srv = Server(name='fault-id')
     try:
-        monkeypatch.setenv('RESTM_FAULT_KILL_AFTER_COMMITS', '2')
-        srv.start()
-        monkeypatch.delenv('RESTM_FAULT_KILL_AFTER_COMMITS')
+        start_dying_after_commits(monkeypatch, srv, 2)
         s, r, _ = srv.call('PUT', '/ptr/acct:c', {'balance': 100})  # durable commit 1
         assert s == 200
         v = r['version']
