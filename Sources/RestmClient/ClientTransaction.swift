@@ -12,9 +12,17 @@ import Darwin
 /// writes are buffered here and sent with the commit, so a read-modify-write costs two
 /// round trips and a write-only body one.
 final class ClientTransaction<B: TransactionBackend>: Transaction {
+    /// The one begin of this transaction: the first read runs it in its own task (no task
+    /// of its own: that would cost a hop per transaction); reads that arrive meanwhile wait.
+    enum Begin {
+        case idle
+        case running(waiting: [CheckedContinuation<B.Handle, any Error>])
+        case done(B.Handle)
+        case failed(any Error)
+    }
+
     struct State {
-        /// The one begin of this transaction; concurrent first reads share it.
-        var beginTask: Task<(handle: B.Handle, rv: Timestamp, values: [String: ReadValue]), any Error>?
+        var begin = Begin.idle
         var handle: B.Handle?
         var rv: Timestamp?
         /// Every pointer read, with the version seen (nil: absent). Kept across `orElse`.
@@ -73,28 +81,49 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
         }
         guard !missing.isEmpty else { return out }
         if let cache { return try await readCached(missing, cache, into: out) }
-        let backend = self.backend
-        let priority = self.priority
-        let wanted = missing
-        let (task, mine) = state.withLock { s in
-            if let t = s.beginTask { return (t, false) }
-            let first = Array(wanted.prefix(Self.batchMax))
-            let t = Task { try await backend.begin(priority: priority, reads: first) }
-            s.beginTask = t
-            return (t, true)
-        }
-        let begun = try await task.value
-        state.withLock { s in
-            s.handle = begun.handle
-            s.rv = begun.rv
+        let first: Bool = state.withLock { s in
+            guard case .idle = s.begin else { return false }
+            s.begin = .running(waiting: [])
+            return true
         }
         // A node answers at most `batchReadMax` pointers per request (API.md's limit).
-        var fetched: [String: ReadValue] = mine ? begun.values : [:]
-        var rest = mine ? Array(missing.dropFirst(Self.batchMax)) : missing
+        var fetched: [String: ReadValue] = [:]
+        var rest = missing[...]
+        let handle: B.Handle
+        if first {
+            let part = Array(rest.prefix(Self.batchMax))
+            rest = rest.dropFirst(part.count)
+            let begun: (handle: B.Handle, rv: Timestamp, values: [String: ReadValue])
+            do {
+                begun = try await backend.begin(priority: priority, reads: part)
+            } catch {
+                let waiting = state.withLock { s in
+                    defer { s.begin = .failed(error) }
+                    if case .running(let w) = s.begin { return w }
+                    return []
+                }
+                for w in waiting { w.resume(throwing: error) }
+                throw error
+            }
+            let waiting = state.withLock { s in
+                defer {
+                    s.begin = .done(begun.handle)
+                    s.handle = begun.handle
+                    s.rv = begun.rv
+                }
+                if case .running(let w) = s.begin { return w }
+                return []
+            }
+            for w in waiting { w.resume(returning: begun.handle) }
+            handle = begun.handle
+            fetched = begun.values
+        } else {
+            handle = try await begun()
+        }
         while !rest.isEmpty {
             let part = Array(rest.prefix(Self.batchMax))
-            rest.removeFirst(part.count)
-            for (p, r) in try await backend.read(begun.handle, part) { fetched[p] = r }
+            rest = rest.dropFirst(part.count)
+            for (p, r) in try await backend.read(handle, part) { fetched[p] = r }
         }
         state.withLock { s in
             for p in missing {
@@ -105,6 +134,24 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
         }
         for p in missing { if let v = fetched[p]?.value { out[p] = v } }
         return out
+    }
+
+    /// The handle of the begin that another read started, once it has answered.
+    private func begun() async throws -> B.Handle {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<B.Handle, any Error>) in
+            let now: Result<B.Handle, any Error>? = state.withLock { s in
+                switch s.begin {
+                case .running(var w):
+                    w.append(c)
+                    s.begin = .running(waiting: w)
+                    return nil
+                case .done(let h): return .success(h)
+                case .failed(let e): return .failure(e)
+                case .idle: return .failure(ClientError.transport("the transaction was never begun"))
+                }
+            }
+            if let now { c.resume(with: now) }
+        }
     }
 
     /// Cache mode: hits from the cache, misses from one snapshot read per 1,000 pointers.
@@ -262,7 +309,12 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
     }
 
     func abandon() async {
-        if let t = state.withLock({ $0.beginTask }), let begun = try? await t.value { await backend.abort(begun.handle) }
+        let running: Bool = state.withLock { s in
+            if case .running = s.begin { return true }
+            return false
+        }
+        if running { _ = try? await begun() }
+        if let h = state.withLock({ $0.handle }) { await backend.abort(h) }
     }
 
     var handle: B.Handle? { state.withLock { $0.handle } }

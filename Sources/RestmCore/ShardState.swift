@@ -74,6 +74,29 @@ public struct ShardState: Sendable {
         /// Bytes this entry holds in memory, for the shard's byte budget: values and a fixed
         /// overhead per version.
         var bytes: Int { versions.reduce(0) { $0 + 64 + ($1.value?.utf8.count ?? 0) } }
+
+        /// The intent becomes the newest version at `ct`; at most `versionsMax` versions
+        /// stay, and only the newest when they hold more than `bytesMax` (older ones are read
+        /// from the store), so one pointer cannot hold an eighth of the budget. Answers the
+        /// change of `bytes` and the waiters to wake.
+        mutating func makeIntentVersion(ct: Timestamp, value: String?, txn: String, versionsMax: Int, bytesMax: Int) -> (bytesDelta: Int, woken: [UInt64]) {
+            precondition(versions.first.map { $0.ts < ct } ?? true, "commit timestamp below the newest version")
+            let before = bytes
+            intent = nil
+            versions.insert(Version(ts: ct, txn: txn, value: value), at: 0)
+            if versions.count > versionsMax {
+                versions.removeLast(versions.count - versionsMax)
+                complete = false
+            }
+            var after = bytes
+            if versions.count > 1, after > bytesMax {
+                versions.removeLast(versions.count - 1)
+                complete = false
+                after = bytes
+            }
+            defer { waiters = [] }
+            return (after - before, waiters)
+        }
     }
 
     public let node: UInt16
@@ -302,27 +325,15 @@ public struct ShardState: Sendable {
         for p in ptrs {
             // A reader that resolved an orphaned intent through the store may have applied
             // this one already: applying is idempotent per pointer.
-            guard var e = entries[p], let i = e.intent, i.txn == txn else { continue }
-            precondition(e.versions.first.map { $0.ts < ct } ?? true, "commit timestamp below the newest version")
-            e.intent = nil
+            // In place (through the values view): a copy of the entry would copy its
+            // versions on the first change.
+            guard let at = entries.index(forKey: p), let i = entries.values[at].intent, i.txn == txn else { continue }
+            let (delta, woken) = entries.values[at].makeIntentVersion(
+                ct: ct, value: i.value, txn: txn, versionsMax: versionsPerPointerMax, bytesMax: bytesMax / 8)
             intentCount -= 1
-            residentBytes -= e.bytes
-            e.versions.insert(Version(ts: ct, txn: txn, value: i.value), at: 0)
-            if e.versions.count > versionsPerPointerMax {
-                e.versions.removeLast(e.versions.count - versionsPerPointerMax)
-                e.complete = false
-            }
-            // A pointer of large values keeps only its newest version in memory (older ones
-            // are read from the store), so one pointer cannot hold an eighth of the budget.
-            if e.versions.count > 1, e.bytes > bytesMax / 8 {
-                e.versions.removeLast(e.versions.count - 1)
-                e.complete = false
-            }
-            residentBytes += e.bytes
-            wake.append(contentsOf: e.waiters)
-            waiterCount -= e.waiters.count
-            e.waiters = []
-            entries[p] = e
+            residentBytes += delta
+            wake.append(contentsOf: woken)
+            waiterCount -= woken.count
         }
         return wake
     }
@@ -331,13 +342,12 @@ public struct ShardState: Sendable {
     public mutating func abort(txn: String, ptrs: [String]) -> [UInt64] {
         var wake: [UInt64] = []
         for p in ptrs {
-            guard var e = entries[p], let i = e.intent, i.txn == txn else { continue }
-            e.intent = nil
+            guard let at = entries.index(forKey: p), let i = entries.values[at].intent, i.txn == txn else { continue }
+            entries.values[at].intent = nil
             intentCount -= 1
-            wake.append(contentsOf: e.waiters)
-            waiterCount -= e.waiters.count
-            e.waiters = []
-            entries[p] = e
+            wake.append(contentsOf: entries.values[at].waiters)
+            waiterCount -= entries.values[at].waiters.count
+            entries.values[at].waiters = []
         }
         return wake
     }

@@ -12,6 +12,12 @@ public final class Metrics: Sendable {
         /// Bucket counts of `buckets` (seconds), for Prometheus histograms.
         public var histogram: [Int] = Array(repeating: 0, count: Metrics.buckets.count + 1)
         public var invocations: Int { success + failed }
+
+        mutating func add(success ok: Bool, seconds: Double, bucket: Int) {
+            if ok { success += 1 } else { failed += 1 }
+            totalSeconds += seconds
+            histogram[bucket] += 1
+        }
     }
 
     public static let buckets: [Double] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
@@ -31,11 +37,8 @@ public final class Metrics: Sendable {
         let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
         let bucket = Metrics.buckets.firstIndex(where: { seconds <= $0 }) ?? Metrics.buckets.count
         state.withLock { s in
-            var op = s.ops[component, default: [:]][operation, default: OpStats()]
-            if success { op.success += 1 } else { op.failed += 1 }
-            op.totalSeconds += seconds
-            op.histogram[bucket] += 1
-            s.ops[component, default: [:]][operation] = op
+            // In place: a copy of the stats would copy its histogram on every call.
+            s.ops[component, default: [:]][operation, default: OpStats()].add(success: success, seconds: seconds, bucket: bucket)
         }
     }
 

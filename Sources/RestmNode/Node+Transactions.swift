@@ -81,21 +81,35 @@ extension Node {
         let shard = shard(for: ptr)
         var steps = 0
         // Waits are measured on the monotonic clock; the injected physical clock only
-        // names timestamps and judges intent leases.
-        let deadline = ContinuousClock.now + .milliseconds(limits.intentWaitMs)
+        // names timestamps and judges intent leases. The deadline starts with the first step
+        // that is not answered at once (most reads never need it).
+        var deadline: ContinuousClock.Instant?
         var loaded: (newest: Version?, generation: UInt64)?
-        while true {
-            steps += 1
-            let remaining = ContinuousClock.now.duration(to: deadline)
-            if remaining <= .zero || steps > 10_000 {
+        func remaining() throws -> Duration {
+            let end = deadline ?? ContinuousClock.now + .milliseconds(limits.intentWaitMs)
+            deadline = end
+            let left = ContinuousClock.now.duration(to: end)
+            if left <= .zero || steps > 10_000 {
                 metrics.count("conflict_\(ConflictCause.waitTimeout.rawValue)")
                 throw RestmError.conflict("read of \(ptr) waited too long for a committing transaction")
             }
-            let waitMillis = max(1, Int(remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000))
-            let step = await shard.read(
-                ptr, at: rv, txn: txn, nowMillis: physicalMillis, waitMillis: waitMillis,
-                waitersMax: limits.waitersPerShardMax, loaded: loaded)
+            return left
+        }
+        while true {
+            steps += 1
+            if steps > 1 { _ = try remaining() }
+            let nowMillis = physicalMillis
+            var answered = shard.readNow(ptr, at: rv, txn: txn, nowMillis: nowMillis, loaded: loaded)
+            if answered == nil {
+                // Behind a lower intent: wait for it, registered in a locked step.
+                let remaining = try remaining()
+                let waitMillis = max(1, Int(remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000))
+                answered = await shard.read(
+                    ptr, at: rv, txn: txn, nowMillis: nowMillis, waitMillis: waitMillis,
+                    waitersMax: limits.waitersPerShardMax, loaded: loaded)
+            }
             loaded = nil
+            guard let step = answered else { continue }
             switch step {
             case .found(let v):
                 try checkNotPruned(rv, txn: txn)

@@ -48,6 +48,23 @@ final class Shard: Sendable {
         for c in conts { c.resume(returning: .waited(.woken)) }
     }
 
+    /// One read step that needs no waiting, without suspending; nil when it must wait for a
+    /// lower intent (then `read` registers the waiter in a step of its own).
+    func readNow(_ ptr: String, at rv: Timestamp, txn: String, nowMillis: UInt64, loaded: (newest: Version?, generation: UInt64)?) -> ReadStep? {
+        box.withLock { b in
+            if let l = loaded, !b.engine.install(ptr, newest: l.newest, generationAtLoad: l.generation) {
+                return .load(generation: b.engine.generation)
+            }
+            defer { b.engine.evictIfNeeded() }
+            switch b.engine.read(ptr, at: rv, txn: txn, nowMillis: nowMillis) {
+            case .found(let v): return .found(v)
+            case .notResident: return .load(generation: b.engine.generation)
+            case .olderThanMemory: return .store
+            case .wait(let owner, let expired): return expired ? .expired(owner: owner) : nil
+            }
+        }
+    }
+
     /// One read step. When it must wait for a lower intent, it registers the waiter in the
     /// same locked step (so no wake-up can be missed) and suspends until a wake-up or the
     /// timer, whichever removes the waiter first, resumes it (exactly once).
