@@ -8,6 +8,19 @@ import Glibc
 import Darwin
 #endif
 
+/// What a client transaction has read and buffered. Not nested in the generic class, so
+/// that its code (and destroying it) needs no generic metadata at run time.
+struct ClientTxnState {
+    var rv: Timestamp?
+    /// Every pointer read: the version seen and its value (both nil: absent). Kept across
+    /// `orElse`.
+    var reads: [String: ReadValue] = [:]
+    /// Buffered writes; a nil value deletes.
+    var writes: [String: JSONValue?] = [:]
+    /// The id of this attempt's optimistic commit (cache mode), once it is sent.
+    var clientID: String?
+}
+
 /// A transaction body's handle: reads go to the node (the first ones together with begin),
 /// writes are buffered here and sent with the commit, so a read-modify-write costs two
 /// round trips and a write-only body one.
@@ -21,20 +34,6 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
         case failed(any Error)
     }
 
-    struct State {
-        var begin = Begin.idle
-        var handle: B.Handle?
-        var rv: Timestamp?
-        /// Every pointer read, with the version seen (nil: absent). Kept across `orElse`.
-        var reads: [String: Timestamp?] = [:]
-        var values: [String: JSONValue] = [:]
-        /// Buffered writes in order; nil deletes.
-        var writes: [(String, JSONValue?)] = []
-        var writeIndex: [String: Int] = [:]
-        /// The id of this attempt's optimistic commit (cache mode), once it is sent.
-        var clientID: String?
-    }
-
     /// Pointers per read request (`Limits.batchReadMax` of a node).
     static var batchMax: Int { 1_000 }
 
@@ -43,7 +42,8 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
     /// Cache mode: reads come from the cache (or a snapshot read that fills it) and the commit
     /// checks every version read, in one round trip; no transaction is begun on the node.
     let cache: ReadCache?
-    let state = Mutex(State())
+    let state = Mutex(ClientTxnState())
+    let begin = Mutex(Begin.idle)
 
     init(backend: B, priority: Timestamp?, cache: ReadCache? = nil) {
         self.backend = backend
@@ -53,37 +53,34 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
 
     var rv: Timestamp? { state.withLock { $0.rv } }
 
-    private func own(_ ptr: String) -> (found: Bool, value: JSONValue?) {
-        state.withLock { s in
-            if let i = s.writeIndex[ptr] { return (true, s.writes[i].1) }
-            if let v = s.reads[ptr] {
-                return (true, v == nil ? nil : s.values[ptr])
-            }
-            return (false, nil)
-        }
-    }
-
     func read(_ ptr: String) async throws -> JSONValue? {
         try await read([ptr])[ptr]
     }
 
+    @_specialize(where B == EmbeddedBackend)
+    @_specialize(where B == HTTPBackend)
     func read(_ ptrs: [String]) async throws -> [String: JSONValue] {
         var out: [String: JSONValue] = [:]
         var missing: [String] = []
+        // Duplicates among a few pointers are found by scanning; a Set only for many.
+        let few = ptrs.count <= 16
         var seen = Set<String>()
-        for p in ptrs {
-            let o = own(p)
-            if o.found {
-                if let v = o.value { out[p] = v }
-            } else if seen.insert(p).inserted {
-                missing.append(p)
+        state.withLock { s in
+            for p in ptrs {
+                if let w = s.writes[p] {
+                    if let v = w { out[p] = v }
+                } else if let r = s.reads[p] {
+                    if let v = r.value { out[p] = v }
+                } else if few ? !missing.contains(p) : seen.insert(p).inserted {
+                    missing.append(p)
+                }
             }
         }
         guard !missing.isEmpty else { return out }
         if let cache { return try await readCached(missing, cache, into: out) }
-        let first: Bool = state.withLock { s in
-            guard case .idle = s.begin else { return false }
-            s.begin = .running(waiting: [])
+        let first: Bool = begin.withLock { b in
+            guard case .idle = b else { return false }
+            b = .running(waiting: [])
             return true
         }
         // A node answers at most `batchReadMax` pointers per request (API.md's limit).
@@ -97,21 +94,18 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
             do {
                 begun = try await backend.begin(priority: priority, reads: part)
             } catch {
-                let waiting = state.withLock { s in
-                    defer { s.begin = .failed(error) }
-                    if case .running(let w) = s.begin { return w }
+                let waiting = begin.withLock { b in
+                    defer { b = .failed(error) }
+                    if case .running(let w) = b { return w }
                     return []
                 }
                 for w in waiting { w.resume(throwing: error) }
                 throw error
             }
-            let waiting = state.withLock { s in
-                defer {
-                    s.begin = .done(begun.handle)
-                    s.handle = begun.handle
-                    s.rv = begun.rv
-                }
-                if case .running(let w) = s.begin { return w }
+            state.withLock { $0.rv = begun.rv }
+            let waiting = begin.withLock { b in
+                defer { b = .done(begun.handle) }
+                if case .running(let w) = b { return w }
                 return []
             }
             for w in waiting { w.resume(returning: begun.handle) }
@@ -127,9 +121,7 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
         }
         state.withLock { s in
             for p in missing {
-                let r = fetched[p] ?? ReadValue(value: nil, version: nil)
-                if s.reads[p] == nil { s.reads[p] = .some(r.version) }
-                if let v = r.value { s.values[p] = v }
+                if s.reads[p] == nil { s.reads[p] = fetched[p] ?? ReadValue(value: nil, version: nil) }
             }
         }
         for p in missing { if let v = fetched[p]?.value { out[p] = v } }
@@ -139,11 +131,11 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
     /// The handle of the begin that another read started, once it has answered.
     private func begun() async throws -> B.Handle {
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<B.Handle, any Error>) in
-            let now: Result<B.Handle, any Error>? = state.withLock { s in
-                switch s.begin {
+            let now: Result<B.Handle, any Error>? = begin.withLock { b in
+                switch b {
                 case .running(var w):
                     w.append(c)
-                    s.begin = .running(waiting: w)
+                    b = .running(waiting: w)
                     return nil
                 case .done(let h): return .success(h)
                 case .failed(let e): return .failure(e)
@@ -175,16 +167,17 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
         }
         state.withLock { s in
             for (p, value, version) in got where s.reads[p] == nil {
-                s.reads[p] = .some(version)
-                if let value { s.values[p] = value }
+                s.reads[p] = ReadValue(value: value, version: version)
             }
         }
         // What this transaction saw first stays what it sees (a concurrent fill may differ).
-        let seen = state.withLock { s in missing.map { ($0, s.values[$0]) } }
+        let seen = state.withLock { s in missing.map { ($0, s.reads[$0]?.value) } }
         for (p, v) in seen { if let v { out[p] = v } }
         return out
     }
 
+    @_specialize(where B == EmbeddedBackend)
+    @_specialize(where B == HTTPBackend)
     func write(_ ptr: String, _ value: JSONValue) async throws {
         try PointerID.validate(ptr)
         buffer(ptr, value)
@@ -197,12 +190,8 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
 
     private func buffer(_ ptr: String, _ value: JSONValue?) {
         state.withLock { s in
-            if let i = s.writeIndex[ptr] {
-                s.writes[i].1 = value
-            } else {
-                s.writeIndex[ptr] = s.writes.count
-                s.writes.append((ptr, value))
-            }
+            // `.some`: assigning nil itself would remove the key instead of recording a delete.
+            s.writes[ptr] = .some(value)
         }
     }
 
@@ -222,29 +211,29 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
         _ first: @Sendable (any Transaction) async throws -> T,
         _ second: @Sendable (any Transaction) async throws -> T
     ) async throws -> T {
-        let checkpoint = state.withLock { ($0.writes, $0.writeIndex) }
+        let checkpoint = state.withLock { $0.writes }
         do {
             return try await first(self)
         } catch is RetrySignal {
             // The first branch's writes are discarded; its reads stay in the read set.
-            state.withLock { s in
-                s.writes = checkpoint.0
-                s.writeIndex = checkpoint.1
-            }
+            state.withLock { $0.writes = checkpoint }
             return try await second(self)
         }
     }
 
     /// What the body read, to watch when it calls `retry()`.
     var readVersions: [(String, Timestamp?)] {
-        state.withLock { s in s.reads.map { ($0.key, $0.value) } }
+        state.withLock { s in s.reads.map { ($0.key, $0.value.version) } }
     }
 
     /// Commits; answers the commit timestamp (the snapshot for a read-only body).
+    @_specialize(where B == EmbeddedBackend)
+    @_specialize(where B == HTTPBackend)
     func commit() async throws -> Timestamp {
         if let cache { return try await commitExpecting(cache) }
-        let (handle, rv, writes) = state.withLock { s in
-            (s.handle, s.rv, s.writes.map { ($0.0, $0.1?.compactText) })
+        let handle = self.handle
+        let (rv, writes) = state.withLock { s in
+            (s.rv, s.writes.map { ($0.key, $0.value?.compactText) })
         }
         guard let handle else {
             if writes.isEmpty { return .zero }
@@ -265,7 +254,7 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
         let id = ClientTxnID.make()
         let (expect, writes) = state.withLock { s in
             s.clientID = id
-            return (s.reads.map { ($0.key, $0.value) }, s.writes)
+            return (s.reads.map { ($0.key, $0.value.version) }, s.writes)
         }
         if expect.isEmpty && writes.isEmpty { return .zero }
         let outcome: ExpectingOutcome
@@ -305,17 +294,22 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
 
     /// Every pointer read or written, sorted.
     var touched: [String] {
-        state.withLock { s in Set(s.reads.keys).union(s.writeIndex.keys).sorted() }
+        state.withLock { s in Set(s.reads.keys).union(s.writes.keys).sorted() }
     }
 
     func abandon() async {
-        let running: Bool = state.withLock { s in
-            if case .running = s.begin { return true }
+        let running: Bool = begin.withLock { b in
+            if case .running = b { return true }
             return false
         }
         if running { _ = try? await begun() }
-        if let h = state.withLock({ $0.handle }) { await backend.abort(h) }
+        if let h = handle { await backend.abort(h) }
     }
 
-    var handle: B.Handle? { state.withLock { $0.handle } }
+    var handle: B.Handle? {
+        begin.withLock { b in
+            if case .done(let h) = b { return h }
+            return nil
+        }
+    }
 }

@@ -49,6 +49,11 @@ public struct TransactionalMemory<B: TransactionBackend>: Sendable {
         try await atomicallyReporting(options, body).0
     }
 
+    // Applications call this from other modules, where it would run unspecialized (generic
+    // metadata looked up at run time, values copied through witness tables): the common
+    // backends get specialized copies that the generic entry point jumps to.
+    @_specialize(where B == EmbeddedBackend, T == Void)
+    @_specialize(where B == HTTPBackend, T == Void)
     public func atomicallyReporting<T: Sendable>(
         _ options: AtomicOptions = AtomicOptions(),
         _ body: @Sendable (any Transaction) async throws -> T
@@ -79,7 +84,7 @@ public struct TransactionalMemory<B: TransactionBackend>: Sendable {
             do {
                 let value = try await body(tx)
                 bodyReturned = true
-                if held.isEmpty {
+                if held.isEmpty, contention.heldCount > 0 {
                     // Pointers that queued retries are taking turns on: this attempt would
                     // most likely fail against them, so it joins the line instead of committing.
                     let touched = tx.touched

@@ -291,12 +291,21 @@ public final class SQLiteStore: Store, @unchecked Sendable {
             try db.exec("BEGIN IMMEDIATE")
             var outcomes: [CommitOutcome] = []
             outcomes.reserveCapacity(records.count)
+            let writeCount = records.reduce(0) { $0 + $1.writes.count }
             var added: [String: Newest] = [:]
+            added.reserveCapacity(writeCount)
             var seq = w.lastSeq
             var flush: (end: Int, upto: Int64)?
             do {
-                let tsTexts = records.map(\.ts.text)
-                let isNew = try insertRecords(records, tsTexts, db)
+                let isNew = try insertRecords(records, db)
+                // Each written pointer's newest seq in the overlay, under one lock for the batch.
+                var inOverlay: [String: Int64] = [:]
+                inOverlay.reserveCapacity(writeCount)
+                overlay.withLock { o in
+                    for r in records {
+                        for wr in r.writes { if let n = o[wr.ptr] { inOverlay[wr.ptr] = n.seq } }
+                    }
+                }
                 var rows = RowBatch(db: db)
                 for (i, r) in records.enumerated() {
                     guard isNew[i] else {
@@ -307,11 +316,12 @@ public final class SQLiteStore: Store, @unchecked Sendable {
                         throw StoreError.failed("transaction \(r.txn) writes a pointer twice")
                     }
                     for wr in r.writes {
-                        let prev = try added[wr.ptr]?.seq ?? newestSeq(wr.ptr, db)
+                        let prev: Int64?
+                        if let a = added[wr.ptr] { prev = a.seq } else if let o = inOverlay[wr.ptr] { prev = o } else {
+                            prev = try db.query(.latestSeq, [.text(wr.ptr)]) { $0.int(0) }.first
+                        }
                         seq += 1
-                        try rows.add(
-                            [.int(seq), .text(wr.ptr), .text(tsTexts[i]), .text(r.txn), wr.value.map { .text($0) } ?? .null,
-                             prev.map { .int($0) } ?? .null])
+                        try rows.add(seq: seq, ptr: wr.ptr, ts: r.tsText, txn: r.txn, value: wr.value, prev: prev)
                         added[wr.ptr] = Newest(seq: seq, live: wr.value != nil)
                     }
                     outcomes.append(.committed)
@@ -354,7 +364,7 @@ public final class SQLiteStore: Store, @unchecked Sendable {
     /// record, whether it was new. A record already there (a resolver recorded the transaction
     /// `aborted` first, or the batch names it twice) makes the statement change fewer rows,
     /// and then its rows are told apart one by one.
-    private func insertRecords(_ records: [CommitRecord], _ ts: [String], _ db: SQLiteConnection) throws -> [Bool] {
+    private func insertRecords(_ records: [CommitRecord], _ db: SQLiteConnection) throws -> [Bool] {
         var isNew = [Bool](repeating: true, count: records.count)
         var start = 0
         while start < records.count {
@@ -363,7 +373,7 @@ public final class SQLiteStore: Store, @unchecked Sendable {
             binds.reserveCapacity((end - start) * 2)
             for i in start..<end {
                 binds.append(.text(records[i].txn))
-                binds.append(.text(ts[i]))
+                binds.append(.text(records[i].tsText))
             }
             if try db.run(.insertTxns, rows: end - start, binds) != end - start {
                 var seen: Set<String> = []
@@ -373,7 +383,7 @@ public final class SQLiteStore: Store, @unchecked Sendable {
                         continue
                     }
                     let row = try db.query("SELECT status, ts FROM txns WHERE id = ?", [.text(records[i].txn)]) { ($0.int(0), $0.text(1)) }.first
-                    isNew[i] = row?.0 == 1 && row?.1 == ts[i]
+                    isNew[i] = row?.0 == 1 && row?.1 == records[i].tsText
                 }
             }
             start = end
@@ -392,8 +402,13 @@ public final class SQLiteStore: Store, @unchecked Sendable {
             binds.reserveCapacity(BatchStatement.rowsMax * BatchStatement.insertLog.parameters)
         }
 
-        mutating func add(_ row: [SQLiteBind]) throws {
-            binds.append(contentsOf: row)
+        mutating func add(seq: Int64, ptr: String, ts: String, txn: String, value: String?, prev: Int64?) throws {
+            binds.append(.int(seq))
+            binds.append(.text(ptr))
+            binds.append(.text(ts))
+            binds.append(.text(txn))
+            binds.append(value.map { .text($0) } ?? .null)
+            binds.append(prev.map { .int($0) } ?? .null)
             rows += 1
             if rows == BatchStatement.rowsMax { try finish() }
         }

@@ -2,14 +2,17 @@ import RestmCore
 
 /// What one committed transaction writes: its record and its new versions, atomically.
 public struct CommitRecord: Sendable {
-    public var txn: String
-    public var ts: Timestamp
+    public let txn: String
+    public let ts: Timestamp
+    /// `ts.text`, formatted by the committing task rather than by the store's one writer.
+    public let tsText: String
     /// Pointer and compact JSON value (nil deletes).
-    public var writes: [(ptr: String, value: String?)]
+    public let writes: [(ptr: String, value: String?)]
 
     public init(txn: String, ts: Timestamp, writes: [(ptr: String, value: String?)]) {
         self.txn = txn
         self.ts = ts
+        self.tsText = ts.text
         self.writes = writes
     }
 }
