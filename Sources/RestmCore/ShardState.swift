@@ -63,17 +63,25 @@ public struct PreparedWrite: Sendable {
 public struct ShardState: Sendable {
     struct Entry: Sendable {
         /// Newest first.
-        var versions: [Version]
+        private(set) var versions: [Version]
         /// True when `versions` is the pointer's whole history (nothing older in the store).
         var complete: Bool
         var intent: Intent?
         var waiters: [UInt64] = []
+        /// Bytes this entry holds in memory, for the shard's byte budget: values and a fixed
+        /// overhead per version. Kept with `versions` (summing them on every commit cost
+        /// more than the commit's other steps together).
+        private(set) var bytes: Int
+
+        init(versions: [Version], complete: Bool) {
+            self.versions = versions
+            self.complete = complete
+            self.bytes = versions.reduce(0) { $0 + Self.cost($1) }
+        }
+
+        static func cost(_ v: Version) -> Int { 64 + (v.value?.utf8.count ?? 0) }
 
         var pinned: Bool { intent != nil || !waiters.isEmpty }
-
-        /// Bytes this entry holds in memory, for the shard's byte budget: values and a fixed
-        /// overhead per version.
-        var bytes: Int { versions.reduce(0) { $0 + 64 + ($1.value?.utf8.count ?? 0) } }
 
         /// The intent becomes the newest version at `ct`; at most `versionsMax` versions
         /// stay, and only the newest when they hold more than `bytesMax` (older ones are read
@@ -83,19 +91,26 @@ public struct ShardState: Sendable {
             precondition(versions.first.map { $0.ts < ct } ?? true, "commit timestamp below the newest version")
             let before = bytes
             intent = nil
-            versions.insert(Version(ts: ct, txn: txn, value: value), at: 0)
+            let newest = Version(ts: ct, txn: txn, value: value)
+            versions.insert(newest, at: 0)
+            bytes += Self.cost(newest)
             if versions.count > versionsMax {
-                versions.removeLast(versions.count - versionsMax)
+                dropVersions(after: versionsMax)
                 complete = false
             }
-            var after = bytes
-            if versions.count > 1, after > bytesMax {
-                versions.removeLast(versions.count - 1)
+            if versions.count > 1, bytes > bytesMax {
+                dropVersions(after: 1)
                 complete = false
-                after = bytes
             }
+            let after = bytes
             defer { waiters = [] }
             return (after - before, waiters)
+        }
+
+        /// Keeps the newest `n` versions.
+        private mutating func dropVersions(after n: Int) {
+            for v in versions[n...] { bytes -= Self.cost(v) }
+            versions.removeLast(versions.count - n)
         }
     }
 

@@ -55,9 +55,10 @@ extension Node {
     /// Reads `ptr` in transaction `t`: its own buffered write, else the snapshot at `rv`.
     public func read(_ t: Txn, _ ptr: String) async throws -> ReadResult {
         try PointerID.validate(ptr)
+        let now = physicalMillis
         let own: String?? = try t.state.withLock { s in
             guard s.status == .active else { throw RestmError(.txnNotActive, "transaction \(t.id) is not active") }
-            s.lastActiveMillis = physicalMillis
+            s.lastActiveMillis = now
             if let w = s.writes[ptr] { return .some(w) }
             guard s.reads.count + s.writes.count < limits.pointersPerTxnMax || s.reads.contains(ptr) else {
                 throw RestmError(.tooLarge, "a transaction may touch at most \(limits.pointersPerTxnMax) pointers")
@@ -69,7 +70,7 @@ extension Node {
         try t.state.withLock { s in
             guard s.status == .active else { throw RestmError(.txnNotActive, "transaction \(t.id) is not active") }
             s.reads.insert(ptr)
-            s.lastActiveMillis = physicalMillis
+            s.lastActiveMillis = max(s.lastActiveMillis, now)
         }
         return ReadResult(value: v?.value, version: v?.value == nil ? nil : v?.ts)
     }

@@ -294,22 +294,29 @@ public final class SQLiteStore: Store, @unchecked Sendable {
             let writeCount = records.reduce(0) { $0 + $1.writes.count }
             var added: [String: Newest] = [:]
             added.reserveCapacity(writeCount)
+            // The same in seq order, for the overlay.
+            var addedInOrder: [(ptr: String, n: Newest)] = []
+            addedInOrder.reserveCapacity(writeCount)
             var seq = w.lastSeq
             var flush: (end: Int, upto: Int64)?
             do {
                 let isNew = try insertRecords(records, db)
-                // Each written pointer's newest seq in the overlay, under one lock for the batch.
-                var inOverlay: [String: Int64] = [:]
-                inOverlay.reserveCapacity(writeCount)
-                overlay.withLock { o in
+                // Each write's pointer's newest seq in the overlay, in write order, under one
+                // lock for the batch.
+                let inOverlay: [Int64?] = overlay.withLock { o in
+                    var out: [Int64?] = []
+                    out.reserveCapacity(writeCount)
                     for r in records {
-                        for wr in r.writes { if let n = o[wr.ptr] { inOverlay[wr.ptr] = n.seq } }
+                        for wr in r.writes { out.append(o[wr.ptr]?.seq) }
                     }
+                    return out
                 }
+                var k = 0
                 var rows = RowBatch(db: db)
                 for (i, r) in records.enumerated() {
                     guard isNew[i] else {
                         outcomes.append(.alreadyAborted)
+                        k += r.writes.count
                         continue
                     }
                     guard Self.distinctPointers(r.writes) else {
@@ -317,12 +324,15 @@ public final class SQLiteStore: Store, @unchecked Sendable {
                     }
                     for wr in r.writes {
                         let prev: Int64?
-                        if let a = added[wr.ptr] { prev = a.seq } else if let o = inOverlay[wr.ptr] { prev = o } else {
+                        if let a = added[wr.ptr] { prev = a.seq } else if let o = inOverlay[k] { prev = o } else {
                             prev = try db.query(.latestSeq, [.text(wr.ptr)]) { $0.int(0) }.first
                         }
+                        k += 1
                         seq += 1
                         try rows.add(seq: seq, ptr: wr.ptr, ts: r.tsText, txn: r.txn, value: wr.value, prev: prev)
-                        added[wr.ptr] = Newest(seq: seq, live: wr.value != nil)
+                        let n = Newest(seq: seq, live: wr.value != nil)
+                        added[wr.ptr] = n
+                        addedInOrder.append((wr.ptr, n))
                     }
                     outcomes.append(.committed)
                 }
@@ -353,8 +363,9 @@ public final class SQLiteStore: Store, @unchecked Sendable {
             if let f = flush { w.latestUpto = f.upto }
             overlay.withLock { o in
                 if let f = flush { o.drop(through: f.end) }
-                // In seq order, so that the overlay's order stays increasing.
-                for (p, n) in added.sorted(by: { $0.value.seq < $1.value.seq }) { o.add(p, n) }
+                // In seq order, so that the overlay's order stays increasing (a pointer written
+                // twice in the batch leaves a stale first item, which the overlay skips).
+                for (p, n) in addedInOrder { o.add(p, n) }
             }
             return outcomes
         }
