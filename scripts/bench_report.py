@@ -30,8 +30,8 @@ VARIANT_NAMES = {'ahc': 'reSTM HTTP, AsyncHTTPClient load generator',
                  'no-cache': 'reSTM HTTP, no read cache (2 requests per transfer)',
                  'no-batching': 'reSTM HTTP, no batching (each request its own exchange)'}
 ping = next((r for r in rows if r.get('workload') == 'ping'), None)
-embedded = next((r for r in rows if r.get('mode') == 'embedded'), None)
-embedded_memory = next((r for r in rows if r.get('mode') == 'embedded-memory'), None)
+embedded = sorted((r for r in rows if r.get('mode') == 'embedded'), key=lambda r: r['clients'])
+embedded_memory = [r for r in rows if r.get('mode') == 'embedded-memory']
 sweep = sorted((r for r in rows if r.get('sweep')), key=lambda r: r['clients'])
 
 cpu = subprocess.run(['sh', '-c', "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True, text=True).stdout.strip()
@@ -66,7 +66,8 @@ for w in ('bank', 'hot', 'read-mostly'):
 for v, r in variants:
     lines.append(f"| {VARIANT_NAMES.get(v, 'reSTM HTTP, ' + v)} | bank ({r['accounts']} accounts) | {r['clients']} | {r['transfers_per_s']} | {r['conflicts_per_commit']} | "
                  f"{r['p50_ms']} | {r['p99_ms']} | {r['p999_ms']} | {r['max_attempts']} | {r['total_ok']} | {r.get('server_cpu_percent', '')} | {r['bench_cpu_percent']} | {traffic(r)} |")
-for name, r in (('reSTM embedded (SQLite, durable)', embedded), ('reSTM embedded, memory store (not durable: the store\'s cost)', embedded_memory)):
+for name, r in ([('reSTM embedded (SQLite, durable)', r) for r in embedded]
+                + [('reSTM embedded, memory store (not durable: the store\'s cost)', r) for r in embedded_memory]):
     if r:
         lines.append(f"| {name} | bank | {r['clients']} | {r['transfers_per_s']} | {r['conflicts_per_commit']} | {r['p50_ms']} | {r['p99_ms']} | "
                      f"{r['p999_ms']} | {r['max_attempts']} | {r['total_ok']} | (same process) | {r['bench_cpu_percent']} | none |")

@@ -80,6 +80,8 @@ struct Bench: AsyncParsableCommand {
             let node = try await Node.open(store: backing, configuration: c)
             log(store == .memory ? "embedded node on a memory store (NOT durable: measures the store's cost)" : "embedded node on \(dir) (sync durability)")
             try await runWorkload(TransactionalMemory(backend: EmbeddedBackend(node: node), cache: cache), seed: seed)
+            let m = node.metrics.snapshot()
+            log("group commits: \(m.batches), \(String(format: "%.1f", Double(m.batchedCommits) / Double(max(1, m.batches)))) commits each on average")
             await node.shutdown()
             if data == nil { try? FileManager.default.removeItem(atPath: dir) }
         } else {
