@@ -1,66 +1,88 @@
 import Synchronization
 
 /// The contention manager of a `TransactionalMemory`: after a conflict, a transaction's next
-/// attempt first takes in-process locks on the pointers the failed attempt touched (all at
-/// once, in pointer order, so no two can deadlock), and releases them when the attempt ends.
+/// attempt first takes in-process locks on the pointers the failed attempt touched, all of
+/// them at once or none (it never holds some while waiting for others, so there is no
+/// deadlock and no convoy behind a half-locked set), and releases them when the attempt ends.
 /// Transactions of this process that keep colliding on the same pointers then take turns
 /// instead of failing each other; a first attempt never waits, and nothing here is needed
-/// for correctness (the node still checks every commit). Locks exist only while held or
-/// waited for.
+/// for correctness (the node still checks every commit). Waiters are served in arrival
+/// order per pointer: a waiter is granted only when all its pointers are free and no earlier
+/// waiter wants one of them, so none starves.
 final class LocalLocks: Sendable {
-    struct Entry {
-        var waiters: [CheckedContinuation<Void, Never>] = []
+    struct Waiter {
+        var ptrs: [String]
+        var resume: CheckedContinuation<Void, Never>
+    }
+
+    struct State {
+        var held: Set<String> = []
+        var waiting: [Waiter] = []
     }
 
     /// Pointers one attempt may lock; a larger transaction retries without queueing.
     static let pointersMax = 64
 
-    private let state = Mutex<[String: Entry]>([:])
+    private let state = Mutex(State())
 
-    var heldCount: Int { state.withLock { $0.count } }
+    var heldCount: Int { state.withLock { $0.held.count } }
+    var waitingCount: Int { state.withLock { $0.waiting.count } }
 
     /// Whether another attempt holds a lock on one of `ptrs`.
     func anyHeld(_ ptrs: [String]) -> Bool {
-        state.withLock { s in ptrs.contains { s[$0] != nil } }
+        state.withLock { s in !s.held.isEmpty && ptrs.contains { s.held.contains($0) } }
     }
 
-    /// Takes every lock of `ptrs` (sorted, unique), waiting in line for those held.
+    /// Takes every lock of `ptrs` (unique), waiting in line while any is held or wanted by an
+    /// earlier waiter.
     func acquire(_ ptrs: [String]) async {
-        for p in ptrs {
-            let free = state.withLock { s -> Bool in
-                guard s[p] == nil else { return false }
-                s[p] = Entry()
-                return true
-            }
-            if free { continue }
-            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-                let mine = state.withLock { s -> Bool in
-                    if s[p] == nil {
-                        s[p] = Entry()
-                        return true
-                    }
-                    s[p]!.waiters.append(c)
-                    return false
+        let now: Bool = state.withLock { s in
+            guard Self.free(ptrs, in: s, before: s.waiting.count) else { return false }
+            s.held.formUnion(ptrs)
+            return true
+        }
+        if now { return }
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let mine: Bool = state.withLock { s in
+                if Self.free(ptrs, in: s, before: s.waiting.count) {
+                    s.held.formUnion(ptrs)
+                    return true
                 }
-                if mine { c.resume() }
+                s.waiting.append(Waiter(ptrs: ptrs, resume: c))
+                return false
             }
+            if mine { c.resume() }
         }
     }
 
-    /// Releases `ptrs`: each goes to its first waiter, if any.
+    /// Releases `ptrs` and grants, in arrival order, every waiter whose pointers are now all
+    /// free and wanted by no earlier waiter still in line.
     func release(_ ptrs: [String]) {
-        for p in ptrs {
-            let next = state.withLock { s -> CheckedContinuation<Void, Never>? in
-                guard var e = s[p] else { return nil }
-                if e.waiters.isEmpty {
-                    s[p] = nil
-                    return nil
+        let granted: [CheckedContinuation<Void, Never>] = state.withLock { s in
+            s.held.subtract(ptrs)
+            guard !s.waiting.isEmpty else { return [] }
+            var out: [CheckedContinuation<Void, Never>] = []
+            var blocked: Set<String> = []
+            var kept: [Waiter] = []
+            for w in s.waiting {
+                if w.ptrs.allSatisfy({ !s.held.contains($0) && !blocked.contains($0) }) {
+                    s.held.formUnion(w.ptrs)
+                    out.append(w.resume)
+                } else {
+                    blocked.formUnion(w.ptrs)
+                    kept.append(w)
                 }
-                let n = e.waiters.removeFirst()
-                s[p] = e
-                return n
             }
-            next?.resume()
+            s.waiting = kept
+            return out
         }
+        for c in granted { c.resume() }
+    }
+
+    /// All of `ptrs` are unlocked and none is wanted by one of the first `n` waiters.
+    private static func free(_ ptrs: [String], in s: State, before n: Int) -> Bool {
+        for p in ptrs where s.held.contains(p) { return false }
+        for w in s.waiting.prefix(n) where w.ptrs.contains(where: { ptrs.contains($0) }) { return false }
+        return true
     }
 }

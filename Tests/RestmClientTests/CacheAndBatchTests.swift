@@ -320,6 +320,35 @@ import Testing
         #expect(locks.heldCount == 0)
     }
 
+    /// A waiter for {a, b} while b is held holds nothing (a stays free: no convoy behind a
+    /// half-locked set), and a later waiter on a does not overtake it.
+    @Test func aWaiterHoldsNothingAndIsNotOvertaken() async throws {
+        let locks = LocalLocks()
+        await locks.acquire(["b"])
+        let both = Task { await locks.acquire(["a", "b"]) }
+        try await Self.until { locks.waitingCount == 1 }
+        #expect(!locks.anyHeld(["a"]))
+        let justA = Task { await locks.acquire(["a"]) }
+        try await Self.until { locks.waitingCount == 2 }
+        #expect(!locks.anyHeld(["a"]))
+        locks.release(["b"])
+        await both.value
+        #expect(locks.anyHeld(["a"]) && locks.anyHeld(["b"]) && locks.waitingCount == 1)
+        locks.release(["a", "b"])
+        await justA.value
+        #expect(locks.anyHeld(["a"]) && !locks.anyHeld(["b"]))
+        locks.release(["a"])
+        #expect(locks.heldCount == 0 && locks.waitingCount == 0)
+    }
+
+    static func until(_ condition: () -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(5)
+        while !condition() {
+            guard ContinuousClock.now < deadline else { throw ClientError.transport("condition not reached in 5 s") }
+            try await Task.sleep(for: .milliseconds(1))
+        }
+    }
+
     /// Fails the first commit with a conflict, whatever it is.
     struct ConflictOnceBackend: ForwardingBackend {
         let inner: EmbeddedBackend
