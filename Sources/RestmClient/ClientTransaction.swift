@@ -29,7 +29,7 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
     /// of its own: that would cost a hop per transaction); reads that arrive meanwhile wait.
     enum Begin {
         case idle
-        case running(waiting: [CheckedContinuation<B.Handle, any Error>])
+        case running(waiting: [CheckedContinuation<B.Handle?, any Error>])
         case done(B.Handle)
         case failed(any Error)
     }
@@ -78,28 +78,37 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
         }
         guard !missing.isEmpty else { return out }
         if let cache { return try await readCached(missing, cache, into: out) }
-        let first: Bool = begin.withLock { b in
-            guard case .idle = b else { return false }
-            b = .running(waiting: [])
-            return true
-        }
         // A node answers at most `batchReadMax` pointers per request (API.md's limit).
         var fetched: [String: ReadValue] = [:]
         var rest = missing[...]
-        let handle: B.Handle
-        if first {
+        var handle: B.Handle?
+        while handle == nil {
+            let first: Bool = begin.withLock { b in
+                guard case .idle = b else { return false }
+                b = .running(waiting: [])
+                return true
+            }
+            guard first else {
+                // nil: the begin that was running was cancelled; try to begin it here.
+                handle = try await begun()
+                continue
+            }
             let part = Array(rest.prefix(Self.batchMax))
-            rest = rest.dropFirst(part.count)
             let begun: (handle: B.Handle, rv: Timestamp, values: [String: ReadValue])
             do {
                 begun = try await backend.begin(priority: priority, reads: part)
             } catch {
+                // The begin runs in this reader's task: its cancellation is this reader's
+                // alone, so the reads waiting for it begin again instead of failing.
+                let cancelled = error is CancellationError || Task.isCancelled
                 let waiting = begin.withLock { b in
-                    defer { b = .failed(error) }
+                    defer { b = cancelled ? .idle : .failed(error) }
                     if case .running(let w) = b { return w }
                     return []
                 }
-                for w in waiting { w.resume(throwing: error) }
+                for w in waiting {
+                    if cancelled { w.resume(returning: nil) } else { w.resume(throwing: error) }
+                }
                 throw error
             }
             state.withLock { $0.rv = begun.rv }
@@ -111,9 +120,9 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
             for w in waiting { w.resume(returning: begun.handle) }
             handle = begun.handle
             fetched = begun.values
-        } else {
-            handle = try await begun()
+            rest = rest.dropFirst(part.count)
         }
+        guard let handle else { throw ClientError.transport("the transaction was never begun") }
         while !rest.isEmpty {
             let part = Array(rest.prefix(Self.batchMax))
             rest = rest.dropFirst(part.count)
@@ -128,10 +137,11 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
         return out
     }
 
-    /// The handle of the begin that another read started, once it has answered.
-    private func begun() async throws -> B.Handle {
-        try await withCheckedThrowingContinuation { (c: CheckedContinuation<B.Handle, any Error>) in
-            let now: Result<B.Handle, any Error>? = begin.withLock { b in
+    /// The handle of the begin that another read started, once it has answered; nil when
+    /// that begin was cancelled (nothing began: the caller may begin it itself).
+    private func begun() async throws -> B.Handle? {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<B.Handle?, any Error>) in
+            let now: Result<B.Handle?, any Error>? = begin.withLock { b in
                 switch b {
                 case .running(var w):
                     w.append(c)
@@ -139,7 +149,7 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
                     return nil
                 case .done(let h): return .success(h)
                 case .failed(let e): return .failure(e)
-                case .idle: return .failure(ClientError.transport("the transaction was never begun"))
+                case .idle: return .success(nil)
                 }
             }
             if let now { c.resume(with: now) }

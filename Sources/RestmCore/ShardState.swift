@@ -381,6 +381,7 @@ public struct ShardState: Sendable {
                 if let n = e.versions.first { precondition(i.ts > n.ts, "intent of \(p) not above its newest version") }
             }
             waiters += e.waiters.count
+            precondition(e.bytes == e.versions.reduce(0) { $0 + Entry.cost($1) }, "bytes of \(p) drifted")
         }
         precondition(intents == intentCount, "intent count drifted")
         precondition(entries.values.reduce(0) { $0 + $1.bytes } == residentBytes, "resident bytes drifted")

@@ -70,7 +70,8 @@ extension Node {
         try t.state.withLock { s in
             guard s.status == .active else { throw RestmError(.txnNotActive, "transaction \(t.id) is not active") }
             s.reads.insert(ptr)
-            s.lastActiveMillis = max(s.lastActiveMillis, now)
+            // Read again: the read may have waited for an intent or a store load.
+            s.lastActiveMillis = physicalMillis
         }
         return ReadResult(value: v?.value, version: v?.value == nil ? nil : v?.ts)
     }

@@ -364,6 +364,39 @@ import Testing
         }
     }
 
+    /// Its first begin sleeps (honouring cancellation) until cancelled; later begins pass.
+    struct SlowFirstBeginBackend: ForwardingBackend {
+        let inner: EmbeddedBackend
+        let begins = Counter()
+
+        func begin(priority: Timestamp?, reads: [String]) async throws -> (handle: Txn, rv: Timestamp, values: [String: ReadValue]) {
+            begins.add()
+            if begins.count == 1 { try await Task.sleep(for: .seconds(30)) }
+            return try await inner.begin(priority: priority, reads: reads)
+        }
+    }
+
+    /// The begin runs in the first reader's task: cancelling that reader must not fail the
+    /// other reads of the transaction that wait for the same begin; one of them begins again.
+    @Test func aCancelledFirstReadDoesNotFailTheOthers() async throws {
+        let node = try await Node.open(store: MemoryStore())
+        let embedded = EmbeddedBackend(node: node)
+        try await TransactionalMemory(backend: embedded).atomically { tx in try await tx.write("x", .number("7")) }
+        let backend = SlowFirstBeginBackend(inner: embedded)
+        let tx = ClientTransaction(backend: backend, priority: nil)
+        let first = Task { try await tx.read(["x"]) }
+        try await ContentionTests.until { backend.begins.count == 1 }
+        let second = Task { try await tx.read(["x"]) }
+        try await ContentionTests.until { tx.begin.withLock { if case .running(let w) = $0 { return w.count == 1 }; return false } }
+        first.cancel()
+        await #expect(throws: CancellationError.self) { try await first.value }
+        let read = try await second.value
+        #expect(read["x"] == .number("7"))
+        #expect(backend.begins.count == 2)
+        await tx.abandon()
+        await node.shutdown()
+    }
+
     @Test func aTurnIsNotHeldWhileWaitingInRetry() async throws {
         let node = try await Node.open(store: MemoryStore())
         let memory = TransactionalMemory(backend: ConflictOnceBackend(inner: EmbeddedBackend(node: node)))
