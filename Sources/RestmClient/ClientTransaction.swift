@@ -25,8 +25,9 @@ struct ClientTxnState {
 /// writes are buffered here and sent with the commit, so a read-modify-write costs two
 /// round trips and a write-only body one.
 final class ClientTransaction<B: TransactionBackend>: Transaction {
-    /// The one begin of this transaction: the first read runs it in its own task (no task
-    /// of its own: that would cost a hop per transaction); reads that arrive meanwhile wait.
+    /// The one begin of this transaction. The first read runs it inline, in the reading task
+    /// (a task of its own would cost a hop per transaction); reads that arrive meanwhile wait
+    /// for it, and begin again themselves if that reader is cancelled.
     enum Begin {
         case idle
         case running(waiting: [CheckedContinuation<B.Handle?, any Error>])

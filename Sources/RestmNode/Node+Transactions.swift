@@ -104,8 +104,8 @@ extension Node {
             var answered = shard.readNow(ptr, at: rv, txn: txn, nowMillis: nowMillis, loaded: loaded)
             if answered == nil {
                 // Behind a lower intent: wait for it, registered in a locked step.
-                let remaining = try remaining()
-                let waitMillis = max(1, Int(remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000))
+                let left = try remaining()
+                let waitMillis = max(1, Int(left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000))
                 answered = await shard.read(
                     ptr, at: rv, txn: txn, nowMillis: nowMillis, waitMillis: waitMillis,
                     waitersMax: limits.waitersPerShardMax, loaded: loaded)
