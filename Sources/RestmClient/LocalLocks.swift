@@ -37,14 +37,14 @@ final class LocalLocks: Sendable {
     /// earlier waiter.
     func acquire(_ ptrs: [String]) async {
         let now: Bool = state.withLock { s in
-            guard Self.free(ptrs, in: s, before: s.waiting.count) else { return false }
+            guard Self.free(ptrs, in: s) else { return false }
             s.held.formUnion(ptrs)
             return true
         }
         if now { return }
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             let mine: Bool = state.withLock { s in
-                if Self.free(ptrs, in: s, before: s.waiting.count) {
+                if Self.free(ptrs, in: s) {
                     s.held.formUnion(ptrs)
                     return true
                 }
@@ -79,10 +79,10 @@ final class LocalLocks: Sendable {
         for c in granted { c.resume() }
     }
 
-    /// All of `ptrs` are unlocked and none is wanted by one of the first `n` waiters.
-    private static func free(_ ptrs: [String], in s: State, before n: Int) -> Bool {
+    /// All of `ptrs` are unlocked and none is wanted by a waiter already in line.
+    private static func free(_ ptrs: [String], in s: State) -> Bool {
         for p in ptrs where s.held.contains(p) { return false }
-        for w in s.waiting.prefix(n) where w.ptrs.contains(where: { ptrs.contains($0) }) { return false }
+        for w in s.waiting where w.ptrs.contains(where: { ptrs.contains($0) }) { return false }
         return true
     }
 }
