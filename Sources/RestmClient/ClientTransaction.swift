@@ -95,9 +95,9 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
                 continue
             }
             let part = Array(rest.prefix(Self.batchMax))
-            let begun: (handle: B.Handle, rv: Timestamp, values: [String: ReadValue])
+            let started: (handle: B.Handle, rv: Timestamp, values: [String: ReadValue])
             do {
-                begun = try await backend.begin(priority: priority, reads: part)
+                started = try await backend.begin(priority: priority, reads: part)
             } catch {
                 // The begin runs in this reader's task: its cancellation is this reader's
                 // alone, so the reads waiting for it begin again instead of failing.
@@ -112,15 +112,15 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
                 }
                 throw error
             }
-            state.withLock { $0.rv = begun.rv }
+            state.withLock { $0.rv = started.rv }
             let waiting = begin.withLock { b in
-                defer { b = .done(begun.handle) }
+                defer { b = .done(started.handle) }
                 if case .running(let w) = b { return w }
                 return []
             }
-            for w in waiting { w.resume(returning: begun.handle) }
-            handle = begun.handle
-            fetched = begun.values
+            for w in waiting { w.resume(returning: started.handle) }
+            handle = started.handle
+            fetched = started.values
             rest = rest.dropFirst(part.count)
         }
         guard let handle else { throw ClientError.transport("the transaction was never begun") }
