@@ -40,7 +40,7 @@ enum HotStatement: Int, CaseIterable {
 /// Multi-row inserts of the commit path: `rows` tuples in one statement, prepared once per
 /// row count (one statement instead of one per row is most of the writer's saving).
 enum BatchStatement: Int, CaseIterable {
-    case insertTxns, insertLog
+    case insertTxns, insertLog, findTxns
 
     static let rowsMax = 64
 
@@ -48,6 +48,7 @@ enum BatchStatement: Int, CaseIterable {
         switch self {
         case .insertTxns: return 2
         case .insertLog: return 6
+        case .findTxns: return 1
         }
     }
 
@@ -58,6 +59,8 @@ enum BatchStatement: Int, CaseIterable {
         case .insertLog:
             return "INSERT INTO log (seq, ptr, ts, txn, value, prev) VALUES "
                 + Array(repeating: "(?, ?, ?, ?, ?, ?)", count: rows).joined(separator: ", ")
+        case .findTxns:
+            return "SELECT id FROM txns WHERE id IN (" + Array(repeating: "?", count: rows).joined(separator: ", ") + ")"
         }
     }
 }
@@ -164,20 +167,24 @@ final class SQLiteConnection: @unchecked Sendable {
     /// Runs `kind` for `rows` rows (1…`BatchStatement.rowsMax`); answers the rows changed.
     @discardableResult
     func run(_ kind: BatchStatement, rows: Int, _ binds: [SQLiteBind]) throws(StoreError) -> Int {
+        try run(try prepared(kind, rows: rows, binds), "batch \(kind) x\(rows)", binds)
+    }
+
+    /// Runs `kind` for `rows` rows and collects one value per result row.
+    func query<T>(_ kind: BatchStatement, rows: Int, _ binds: [SQLiteBind], row: (SQLiteRow) -> T) throws(StoreError) -> [T] {
+        try query(try prepared(kind, rows: rows, binds), "batch \(kind) x\(rows)", binds, row: row)
+    }
+
+    private func prepared(_ kind: BatchStatement, rows: Int, _ binds: [SQLiteBind]) throws(StoreError) -> OpaquePointer {
         precondition(rows >= 1 && rows <= BatchStatement.rowsMax && binds.count == rows * kind.parameters)
         let slot = kind.rawValue * (BatchStatement.rowsMax + 1) + rows
-        let stmt: OpaquePointer
-        if let s = batch[slot] {
-            stmt = s
-        } else {
-            var made: OpaquePointer?
-            let sql = kind.sql(rows: rows)
-            let rc = sqlite3_prepare_v3(db, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &made, nil)
-            guard rc == SQLITE_OK, let m = made else { throw Self.error(rc, "\(lastError) preparing \(sql.prefix(80))") }
-            batch[slot] = m
-            stmt = m
-        }
-        return try run(stmt, "batch \(kind) x\(rows)", binds)
+        if let s = batch[slot] { return s }
+        var made: OpaquePointer?
+        let sql = kind.sql(rows: rows)
+        let rc = sqlite3_prepare_v3(db, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &made, nil)
+        guard rc == SQLITE_OK, let m = made else { throw Self.error(rc, "\(lastError) preparing \(sql.prefix(80))") }
+        batch[slot] = m
+        return m
     }
 
     private func query<T>(_ stmt: OpaquePointer, _ sql: String, _ binds: [SQLiteBind], row: (SQLiteRow) -> T) throws(StoreError) -> [T] {

@@ -287,7 +287,6 @@ struct Bench: AsyncParsableCommand {
         let backend = HTTPBackend(url: url, connections: clients, transport: httpClient)
         let stats = Stats()
         let cpuStart = Self.cpuSeconds()
-        let trafficWindow = TrafficWindow()
         let start = ContinuousClock.now
         do {
             try await backend.health()

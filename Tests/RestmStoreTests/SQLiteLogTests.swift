@@ -46,18 +46,26 @@ import Testing
         #expect(paged == live, "seed \(seed), \(when): paged listing")
     }
 
-    /// (overlayFlushAt, flushChunk, replayRowsMax): a tiny overlay (flushed for its size), and
-    /// a large one flushed because the log to replay grew.
-    static let overlayShapes = [(12, 5, 1_000_000), (1_000, 5, 30)]
+    /// (overlayFlushAt, flushChunk, replayRowsMax, recordFlushAt): a tiny overlay (flushed for
+    /// its size) and records copied to `txns` every few commits, and a large overlay flushed
+    /// because the log to replay grew, with records copied at the default threshold.
+    static let overlayShapes = [(12, 5, 1_000_000, 7), (1_000, 5, 30, 256)]
 
     @Test(arguments: overlayShapes)
-    func aCrashAtAnyPointKeepsEveryCommittedVersion(_ shape: (Int, Int, Int)) throws {
+    func aCrashAtAnyPointKeepsEveryCommittedVersion(_ shape: (Int, Int, Int, Int)) throws {
         var rng = SeededRandom.fromEnvironment()
         let seed = rng.seed
         let dir = TemporaryDirectory()
         defer { dir.remove() }
         func open(_ path: String) throws -> SQLiteStore {
-            try SQLiteStore(directory: path, durability: .async, overlayFlushAt: shape.0, flushChunk: shape.1, replayRowsMax: shape.2)
+            try SQLiteStore(
+                directory: path, durability: .async, overlayFlushAt: shape.0, flushChunk: shape.1, replayRowsMax: shape.2,
+                recordFlushAt: shape.3)
+        }
+        // Every committed transaction's record, as the store must answer it.
+        var recorded: [String: Timestamp] = [:]
+        func expectRecords(_ store: SQLiteStore, _ when: String) throws {
+            for (id, t) in recorded { #expect(try store.record(of: id) == .committed(t), "seed \(seed), \(when): record of \(id)") }
         }
         let store = try open(dir.path)
         defer { store.close() }
@@ -74,19 +82,24 @@ import Testing
                     guard used.insert(p).inserted else { continue }
                     writes.append((p, rng.next() % 5 == 0 ? nil : "\(rng.next() % 1000)"))
                 }
+                // Now and then a transaction with no writes: its record has no log row.
+                if rng.next() % 10 == 0 { writes = [] }
                 records.append(CommitRecord(txn: "t\(round).\(records.count)", ts: ts(clock), writes: writes))
             }
             #expect(try store.commit(records, ceiling: nil).allSatisfy { $0 == .committed })
+            for r in records { recorded[r.txn] = r.ts }
             for r in records {
                 for w in r.writes { model[w.ptr, default: []].insert(Version(ts: r.ts, txn: r.txn, value: w.value), at: 0) }
             }
             if round % 80 == 0 {
                 #expect(store.latestUpto > 0, "the overlay was written to `latest` at least once")
                 try expectMatches(store, model, seed: seed, "live store after round \(round)")
+                try expectRecords(store, "live store after round \(round)")
                 let copy = try crashCopy(of: dir)
                 defer { copy.remove() }
                 let reopened = try open(copy.path)
                 try expectMatches(reopened, model, seed: seed, "reopened after a crash at round \(round)")
+                try expectRecords(reopened, "reopened after a crash at round \(round)")
                 // The reopened store goes on from there: a new version chains onto the old.
                 _ = try reopened.commit([CommitRecord(txn: "after", ts: ts(clock + 1), writes: [("p0", "\"again\"")])], ceiling: nil)
                 #expect(try reopened.history("p0", before: nil, limit: 10_000).dropFirst().elementsEqual(model["p0"] ?? []),
@@ -143,6 +156,76 @@ import Testing
         }
     }
 
+    /// Records of committed transactions live in the log (and in memory) until they are
+    /// copied to `txns`: they decide like stored ones, survive a crash, and outlive the
+    /// versions GC deletes.
+    @Test func recordsInTheTailDecideLikeStoredOnesAndSurviveACrash() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let store = try SQLiteStore(directory: dir.path, recordFlushAt: 4)
+        defer { store.close() }
+        let out = try store.commit([
+            CommitRecord(txn: "a", ts: ts(10), writes: [("x", "1")]),
+            CommitRecord(txn: "b", ts: ts(11), writes: [("y", "1")]),
+            CommitRecord(txn: "c", ts: ts(12), writes: []),
+        ], ceiling: nil)
+        #expect(out == [.committed, .committed, .committed])
+        #expect(store.tailCount == 2, "a and b are only in the log; c has no log row and went to `txns`")
+        #expect(try store.record(of: "a") == .committed(ts(10)))
+        #expect(try store.record(of: "c") == .committed(ts(12)))
+        #expect(try store.resolve("b") == .committed(ts(11)))
+        // The same id again: refused, and nothing changes.
+        #expect(try store.commit([CommitRecord(txn: "a", ts: ts(20), writes: [("x", "2")])], ceiling: nil) == [.alreadyAborted])
+        #expect(try store.newest("x")?.value == "1")
+
+        // A crash: the log above `records_upto` rebuilds the tail.
+        let copy = try crashCopy(of: dir)
+        defer { copy.remove() }
+        let reopened = try SQLiteStore(directory: copy.path, recordFlushAt: 4)
+        defer { reopened.close() }
+        #expect(reopened.tailCount == 2)
+        #expect(try reopened.record(of: "a") == .committed(ts(10)))
+        #expect(try reopened.resolve("b") == .committed(ts(11)))
+        #expect(try reopened.resolve("never") == .aborted)
+        #expect(try reopened.commit([CommitRecord(txn: "b", ts: ts(21), writes: [("y", "2")])], ceiling: nil) == [.alreadyAborted])
+
+        // Reaching the threshold copies the tail to `txns`.
+        _ = try reopened.commit([
+            CommitRecord(txn: "d", ts: ts(30), writes: [("x", "3")]),
+            CommitRecord(txn: "e", ts: ts(31), writes: [("z", "3")]),
+        ], ceiling: nil)
+        #expect(reopened.tailCount == 0)
+        #expect(try reopened.stats().txnRecords == 6, "a to e committed, and the aborted record of `never`")
+
+        // GC deletes d's version of x once f's is below the cut; d's record was only in the
+        // log, so the step copies the tail to `txns` first.
+        _ = try reopened.commit([CommitRecord(txn: "f", ts: ts(40), writes: [("x", "4")])], ceiling: nil)
+        _ = try reopened.commit([CommitRecord(txn: "g", ts: ts(41), writes: [("x", "5")])], ceiling: nil)
+        #expect(reopened.tailCount == 2)
+        var cursor: String?
+        while true {
+            let step = try reopened.prune(after: cursor, limit: 2, cut: ts(100))
+            cursor = step.last
+            if step.visited < 2 { break }
+        }
+        #expect(try reopened.history("x", before: nil, limit: 10).map(\.value) == ["5"])
+        #expect(reopened.tailCount == 0)
+        let second = try crashCopy(of: copy)
+        defer { second.remove() }
+        let again = try SQLiteStore(directory: second.path, recordFlushAt: 4)
+        defer { again.close() }
+        for (id, t) in [("a", 10), ("b", 11), ("c", 12), ("d", 30), ("e", 31), ("f", 40), ("g", 41)] as [(String, UInt64)] {
+            #expect(try again.record(of: id) == .committed(ts(t)), "record of \(id) after GC and a crash")
+        }
+
+        // Record GC reaches the tail too.
+        _ = try again.commit([CommitRecord(txn: "h", ts: ts(50), writes: [("w", "1")])], ceiling: nil)
+        #expect(again.tailCount == 1)
+        #expect(try again.pruneRecords(before: ts(1_000), limit: 100) == 8)
+        #expect(try again.record(of: "h") == nil)
+        #expect(try again.stats().txnRecords == 1, "only the aborted record of `never` is left")
+    }
+
     @Test func aStoreOfTheFirstLayoutIsMigrated() throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
@@ -167,6 +250,9 @@ import Testing
         #expect(try store.newest("z")?.value == nil && store.newest("z") != nil)
         #expect(try store.list(prefix: "", after: nil, limit: 10) == ["x", "y"])
         #expect(try store.record(of: "old20") == .committed(ts(20)))
+        // That layout wrote every record when it committed: the migrated log is no tail.
+        #expect(try store.record(of: "old10") == nil)
+        #expect(store.tailCount == 0)
         #expect(try store.startIncarnation().incarnation == 5)
         _ = try store.commit([CommitRecord(txn: "new", ts: ts(40), writes: [("x", "3")])], ceiling: nil)
         #expect(try store.history("x", before: nil, limit: 10).map(\.value) == ["3", "2", "1"])
