@@ -182,10 +182,13 @@ public final class SQLiteStore: Store, @unchecked Sendable {
                 CREATE INDEX IF NOT EXISTS txns_by_ts ON txns (ts) WHERE status = 1;
                 """)
             try Self.migrateVersionsTable(conn)
-            let (entries, lastSeq, upto) = try Self.overlayFromLog(conn)
-            let (records, recordsUpto) = try Self.tailFromLog(conn, lastSeq: lastSeq)
+            let (entries, top, upto) = try Self.overlayFromLog(conn)
+            let (records, recordsUpto) = try Self.tailFromLog(conn, lastSeq: top)
             overlay = Mutex(entries)
             tail = Mutex(records)
+            // `records_upto` may lie above the log's end (seqs taken by a batch whose COMMIT
+            // failed): those seqs must never be used, or their rows would count as copied.
+            let lastSeq = max(top, recordsUpto)
             writer = Mutex(Writer(db: conn, lastSeq: lastSeq, latestUpto: upto, recordsUpto: recordsUpto))
         } catch {
             flock(fd, LOCK_UN)
@@ -414,14 +417,14 @@ public final class SQLiteStore: Store, @unchecked Sendable {
                 // A failed COMMIT may or may not have reached the log: say so, and take the
                 // overlay, the tail and the next seq from what the database now holds.
                 try? db.exec("ROLLBACK")
-                if let (entries, last, upto) = try? Self.overlayFromLog(db) {
+                if let (entries, last, upto) = try? Self.overlayFromLog(db),
+                    let (records, recordsUpto) = try? Self.tailFromLog(db, lastSeq: last)
+                {
                     overlay.withLock { $0 = entries }
-                    w.lastSeq = max(w.lastSeq, last, seq)
+                    tail.withLock { $0 = records }
+                    w.lastSeq = max(w.lastSeq, last, seq, recordsUpto)
                     w.latestUpto = upto
-                    if let (records, recordsUpto) = try? Self.tailFromLog(db, lastSeq: last) {
-                        tail.withLock { $0 = records }
-                        w.recordsUpto = recordsUpto
-                    }
+                    w.recordsUpto = recordsUpto
                 } else {
                     w.lastSeq = max(w.lastSeq, seq)
                 }

@@ -197,7 +197,7 @@ import Testing
         #expect(reopened.tailCount == 0)
         #expect(try reopened.stats().txnRecords == 6, "a to e committed, and the aborted record of `never`")
 
-        // GC deletes d's version of x once f's is below the cut; d's record was only in the
+        // GC deletes f's version of x once g's is below the cut; f's record was only in the
         // log, so the step copies the tail to `txns` first.
         _ = try reopened.commit([CommitRecord(txn: "f", ts: ts(40), writes: [("x", "4")])], ceiling: nil)
         _ = try reopened.commit([CommitRecord(txn: "g", ts: ts(41), writes: [("x", "5")])], ceiling: nil)
@@ -224,6 +224,56 @@ import Testing
         #expect(try again.pruneRecords(before: ts(1_000), limit: 100) == 8)
         #expect(try again.record(of: "h") == nil)
         #expect(try again.stats().txnRecords == 1, "only the aborted record of `never` is left")
+    }
+
+    /// A batch whose COMMIT failed took seqs that no row holds, and a later copy of the tail
+    /// may have set `records_upto` above the log's end: a reopened store must not hand those
+    /// seqs out again, or their rows would count as copied and their records be lost.
+    @Test func seqsAtOrBelowRecordsUptoAreNeverReused() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        do {
+            let store = try SQLiteStore(directory: dir.path, recordFlushAt: 4)
+            _ = try store.commit([CommitRecord(txn: "a", ts: ts(10), writes: [("x", "1")])], ceiling: nil)
+            store.close()
+            let db = try SQLiteConnection(path: dir.path + "/restm.sqlite", readOnly: false)
+            try db.exec("UPDATE meta SET value = '50' WHERE key = 'records_upto'")
+            try db.exec("INSERT INTO txns (id, status, ts) VALUES ('a', 1, '\(ts(10).text)')")
+        }
+        let store = try SQLiteStore(directory: dir.path, recordFlushAt: 4)
+        defer { store.close() }
+        _ = try store.commit([CommitRecord(txn: "b", ts: ts(20), writes: [("x", "2")])], ceiling: nil)
+        #expect(store.tailCount == 1)
+        let copy = try crashCopy(of: dir)
+        defer { copy.remove() }
+        let reopened = try SQLiteStore(directory: copy.path, recordFlushAt: 4)
+        defer { reopened.close() }
+        #expect(try reopened.record(of: "b") == .committed(ts(20)), "b's rows lie above records_upto")
+        #expect(try reopened.history("x", before: nil, limit: 10).map(\.value) == ["2", "1"])
+    }
+
+    /// The checks a group makes before it commits, past the first `IN` query of 64 ids.
+    @Test func aLargeGroupRefusesIdsTakenEarlierInItOrAlready() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let store = try SQLiteStore(directory: dir.path, recordFlushAt: 4)
+        defer { store.close() }
+        // "old" goes to `txns` (a record without writes), "tail" stays in the tail.
+        _ = try store.commit([
+            CommitRecord(txn: "old", ts: ts(1), writes: []),
+            CommitRecord(txn: "tail", ts: ts(2), writes: [("t", "1")]),
+        ], ceiling: nil)
+        #expect(store.tailCount == 1)
+        var batch = (0..<70).map { CommitRecord(txn: "n\($0)", ts: ts(10 + UInt64($0)), writes: [("p\($0)", "\($0)")]) }
+        batch[66] = CommitRecord(txn: "old", ts: ts(80), writes: [("q", "1")])
+        batch[67] = CommitRecord(txn: "tail", ts: ts(81), writes: [("q", "2")])
+        batch[68] = CommitRecord(txn: "n3", ts: ts(82), writes: [("q", "3")])
+        let out = try store.commit(batch, ceiling: nil)
+        #expect(out.enumerated().filter { $0.element == .alreadyAborted }.map(\.offset) == [66, 67, 68])
+        #expect(try store.newest("q") == nil)
+        #expect(try store.record(of: "n69") == .committed(ts(79)))
+        #expect(try store.record(of: "old") == .committed(ts(1)))
+        #expect(try store.record(of: "tail") == .committed(ts(2)))
     }
 
     @Test func aStoreOfTheFirstLayoutIsMigrated() throws {
