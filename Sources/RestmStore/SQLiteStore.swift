@@ -135,6 +135,12 @@ public final class SQLiteStore: Store, @unchecked Sendable {
 
     public var kind: String { "sqlite" }
 
+    /// The layout this build writes: 2 = the log with lazy transaction records. A store
+    /// marked with a higher number was written by a newer build and is refused (a build
+    /// without the lazy records would not see records that live only in the log). Builds
+    /// before this mark existed do not check it.
+    static let formatVersion = 2
+
     /// Up to which seq `latest` is complete (for tests).
     var latestUpto: Int64 { writer.withLock { $0.latestUpto } }
 
@@ -181,9 +187,15 @@ public final class SQLiteStore: Store, @unchecked Sendable {
                 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
                 CREATE INDEX IF NOT EXISTS txns_by_ts ON txns (ts) WHERE status = 1;
                 """)
+            let format = try Self.metaInt(conn, "format")
+            guard format <= Self.formatVersion else {
+                throw StoreError.failed(
+                    "the data directory \(directory) was written by a newer restm (store format \(format); this build reads up to \(Self.formatVersion))")
+            }
             try Self.migrateVersionsTable(conn)
             let (entries, top, upto) = try Self.overlayFromLog(conn)
             let (records, recordsUpto) = try Self.tailFromLog(conn, lastSeq: top)
+            if format < Self.formatVersion { try Self.setMeta(conn, "format", String(Self.formatVersion)) }
             overlay = Mutex(entries)
             tail = Mutex(records)
             // `records_upto` may lie above the log's end (seqs taken by a batch whose COMMIT

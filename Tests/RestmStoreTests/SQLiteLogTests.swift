@@ -252,6 +252,27 @@ import Testing
         #expect(try reopened.history("x", before: nil, limit: 10).map(\.value) == ["2", "1"])
     }
 
+    /// A store written by a newer build is refused with a message that says so.
+    @Test func aStoreOfANewerFormatIsRefused() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        try SQLiteStore(directory: dir.path).close()
+        do {
+            let db = try SQLiteConnection(path: dir.path + "/restm.sqlite", readOnly: false)
+            #expect(try db.query("SELECT value FROM meta WHERE key = 'format'") { $0.text(0) }.first == "\(SQLiteStore.formatVersion)")
+            try db.exec("UPDATE meta SET value = '99' WHERE key = 'format'")
+        }
+        #expect { try SQLiteStore(directory: dir.path) } throws: { error in
+            "\(error)".contains("newer restm (store format 99")
+        }
+        // The refusal released the directory: a reader of the right build could open it.
+        do {
+            let db = try SQLiteConnection(path: dir.path + "/restm.sqlite", readOnly: false)
+            try db.exec("UPDATE meta SET value = '2' WHERE key = 'format'")
+        }
+        try SQLiteStore(directory: dir.path).close()
+    }
+
     /// The checks a group makes before it commits, past the first `IN` query of 64 ids.
     @Test func aLargeGroupRefusesIdsTakenEarlierInItOrAlready() throws {
         let dir = TemporaryDirectory()
