@@ -32,7 +32,7 @@ public final class HTTPBackend: TransactionBackend {
         /// Requests per batch (a node takes at most 1,000).
         public var itemsMax: Int
 
-        public init(inFlightMax: Int = 2, itemsMax: Int = 256) {
+        public init(inFlightMax: Int = 4, itemsMax: Int = 256) {
             self.inFlightMax = inFlightMax
             self.itemsMax = min(itemsMax, 1_000)
         }

@@ -40,7 +40,7 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "HTTP client of the load generator: nio (lean, the default: the load generator shares the machine) or ahc (AsyncHTTPClient, as applications use).")
     var httpClient: HTTPBackend.Transport = .nio
     @Option(help: "Coalesce concurrent requests into POST /batch with at most this many exchanges in flight (0: every request alone).")
-    var batching = 2
+    var batching = 4
     @Option(help: "Client read cache: on (bodies read from a shared cache and commit in one round trip that checks the versions read; the default over HTTP) or off (each transaction begins on the node and reads there: two round trips; the default embedded).")
     var readCache: OnOff?
     @Option(help: "Measured seconds, after the warm-up.") var seconds = 20
