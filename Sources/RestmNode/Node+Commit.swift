@@ -276,7 +276,7 @@ extension Node {
     /// `outcome_unknown`, and keep asking in the background.
     private func settleUnknown(_ t: Txn, _ ct: Timestamp, _ parts: [Participant]) async -> Result<Timestamp, RestmError> {
         for attempt in 0..<5 {
-            if let status = try? await run({ try self.store.resolve(t.id) }) {
+            if let status = try? await run({ try self.store.resolve(t.id, at: self.recordStamp) }) {
                 switch status {
                 case .committed:
                     apply(t, ct, parts)
@@ -291,7 +291,7 @@ extension Node {
         Task {
             while self.state != .stopped {
                 try? await Task.sleep(for: .seconds(1))
-                guard self.state != .stopped, let status = try? await self.run({ try self.store.resolve(t.id) }) else { continue }
+                guard self.state != .stopped, let status = try? await self.run({ try self.store.resolve(t.id, at: self.recordStamp) }) else { continue }
                 let final: Txn.Status
                 switch status {
                 case .committed:

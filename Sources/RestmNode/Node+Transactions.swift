@@ -145,7 +145,7 @@ extension Node {
             try await Task.sleep(for: .milliseconds(5))
             return
         }
-        let status = try await storeCall("resolve") { try self.store.resolve(owner) }
+        let status = try await storeCall("resolve") { try self.store.resolve(owner, at: self.recordStamp) }
         let shard = shard(for: ptr)
         switch status {
         case .committed(let ts):
@@ -212,7 +212,7 @@ extension Node {
             // A client-chosen id neither running nor remembered: the store's record decides,
             // and a missing one is recorded as aborted, durably, so that a request still on
             // its way can never commit under this id (the store refuses a second record).
-            let status = try await storeCall("resolve") { try self.store.resolve(id) }
+            let status = try await storeCall("resolve") { try self.store.resolve(id, at: self.recordStamp) }
             let summary: TxnSummary
             switch status {
             case .committed(let ts): summary = TxnSummary(id: id, rv: ts, status: .committed(ts), reads: 0, writes: 0)
@@ -236,7 +236,7 @@ extension Node {
                 throw RestmError(.pruned, "the record of \(id) is older than the record retention (\(limits.txnRecordRetentionMs / 60_000) min); its outcome is no longer known")
             }
         }
-        let status = try await storeCall("resolve") { try self.store.resolve(id) }
+        let status = try await storeCall("resolve") { try self.store.resolve(id, at: self.recordStamp) }
         switch status {
         case .committed(let ts): return TxnSummary(id: id, rv: ts, status: .committed(ts), reads: 0, writes: 0)
         case .aborted: return TxnSummary(id: id, rv: .zero, status: .aborted("not committed"), reads: 0, writes: 0)

@@ -134,6 +134,10 @@ public final class Node: Sendable {
 
     public var physicalMillis: UInt64 { configuration.clock.nowMillis() }
 
+    /// The time an aborted record made now carries: record GC prunes it one retention
+    /// period later, as it does a committed record (`Limits.txnRecordRetentionMs`).
+    var recordStamp: Timestamp { Timestamp(wallMillis: physicalMillis, node: configuration.nodeID) }
+
     /// A fresh timestamp from the hybrid logical clock.
     public func tick() -> Timestamp {
         let phys = configuration.clock.nowMillis()

@@ -6,6 +6,8 @@ public final class MemoryStore: Store {
     struct State {
         var versions: [String: [Version]] = [:]  // newest first
         var records: [String: TxnRecordStatus] = [:]
+        /// When each aborted record was made (`resolve`), for record GC.
+        var abortedAt: [String: Timestamp] = [:]
         var incarnation: UInt64 = 0
         var ceiling = Timestamp.zero
         var prunedCut = Timestamp.zero
@@ -97,10 +99,11 @@ public final class MemoryStore: Store {
         state.withLock { $0.records[txn] }
     }
 
-    public func resolve(_ txn: String) throws -> TxnRecordStatus {
+    public func resolve(_ txn: String, at now: Timestamp) throws -> TxnRecordStatus {
         state.withLock { s in
             if let r = s.records[txn] { return r }
             s.records[txn] = .aborted
+            s.abortedAt[txn] = now
             return .aborted
         }
     }
@@ -141,14 +144,22 @@ public final class MemoryStore: Store {
 
     public func pruneRecords(before cut: Timestamp, limit: Int) throws -> Int {
         state.withLock { s in
-            var n = 0
+            // As the SQLite store does: committed records, then aborted ones, oldest first.
+            var committed: [(Timestamp, String)] = []
+            var aborted: [(Timestamp, String)] = []
             for (id, r) in s.records {
-                guard n < limit, case .committed(let ts) = r, ts < cut else { continue }
-                s.records.removeValue(forKey: id)
-                if let (prefix, seq) = splitTxnID(id) { s.recordsPruned[prefix] = max(s.recordsPruned[prefix] ?? 0, seq) }
-                n += 1
+                switch r {
+                case .committed(let ts): if ts < cut { committed.append((ts, id)) }
+                case .aborted: if let at = s.abortedAt[id], at < cut { aborted.append((at, id)) }
+                }
             }
-            return n
+            let ids = (committed.sorted { $0.0 < $1.0 } + aborted.sorted { $0.0 < $1.0 }).prefix(max(0, limit)).map(\.1)
+            for id in ids {
+                s.records.removeValue(forKey: id)
+                s.abortedAt.removeValue(forKey: id)
+                if let (prefix, seq) = splitTxnID(id) { s.recordsPruned[prefix] = max(s.recordsPruned[prefix] ?? 0, seq) }
+            }
+            return ids.count
         }
     }
 

@@ -22,7 +22,9 @@ import Darwin
 ///   versions of recent commits live in memory (`overlay`) and are written to `latest` in
 ///   chunks, oldest first, inside later group commits. `meta.latest_upto` says up to which
 ///   `seq` the table is complete; on open, the log above it rebuilds the overlay.
-/// - `txns(id, status, ts)`: transaction records; `meta`: incarnation, ceiling, GC state.
+/// - `txns(id, status, ts)`: transaction records (`status` 1 committed at `ts`; 0 aborted,
+///   `ts` the time the record was made, so record GC can prune it; each kind has a partial
+///   index on `ts`); `meta`: incarnation, ceiling, GC state.
 ///   A committed transaction's record is written lazily: until then its log rows (which
 ///   carry its id and timestamp) are the durable record, and `tail` holds it in memory.
 ///   Records are copied to `txns` in chunks of `recordFlushAt`, sorted by id, inside a later
@@ -186,7 +188,14 @@ public final class SQLiteStore: Store, @unchecked Sendable {
                     id TEXT PRIMARY KEY, status INTEGER NOT NULL, ts TEXT) WITHOUT ROWID;
                 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
                 CREATE INDEX IF NOT EXISTS txns_by_ts ON txns (ts) WHERE status = 1;
+                CREATE INDEX IF NOT EXISTS txns_aborted_by_ts ON txns (ts) WHERE status = 0;
                 """)
+            // Aborted records made before they carried a time (stores of format 2 and
+            // earlier) are stamped with the time of this open, so that record GC prunes them
+            // one retention period from now (through the index above: no scan).
+            try conn.run(
+                "UPDATE txns SET ts = ? WHERE status = 0 AND ts IS NULL",
+                [.text(Timestamp(wallMillis: Self.wallMillis(), node: 0).text)])
             let format = try Self.metaInt(conn, "format")
             guard format <= Self.formatVersion else {
                 throw StoreError.failed(
@@ -224,6 +233,13 @@ public final class SQLiteStore: Store, @unchecked Sendable {
                 throw StoreError.failed("cannot create \(current): errno \(errno)")
             }
         }
+    }
+
+    /// Wall-clock milliseconds (only to stamp aborted records of older stores on open).
+    static func wallMillis() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return UInt64(ts.tv_sec) * 1000 + UInt64(ts.tv_nsec) / 1_000_000
     }
 
     private static func metaInt(_ db: SQLiteConnection, _ key: String) throws -> Int64 {
@@ -634,10 +650,10 @@ public final class SQLiteStore: Store, @unchecked Sendable {
         }
     }
 
-    public func resolve(_ txn: String) throws -> TxnRecordStatus {
+    public func resolve(_ txn: String, at now: Timestamp) throws -> TxnRecordStatus {
         try writer.withLock { w in
             if let t = tail.withLock({ $0[txn] }) { return Timestamp(text: t).map { .committed($0) } ?? .aborted }
-            try w.db.run("INSERT OR IGNORE INTO txns (id, status, ts) VALUES (?, 0, NULL)", [.text(txn)])
+            try w.db.run("INSERT OR IGNORE INTO txns (id, status, ts) VALUES (?, 0, ?)", [.text(txn), .text(now.text)])
             return try w.db.query("SELECT status, ts FROM txns WHERE id = ?", [.text(txn)], row: Self.status).first ?? .aborted
         }
     }
@@ -748,10 +764,17 @@ public final class SQLiteStore: Store, @unchecked Sendable {
                 // The tail's records too (a short retention may already reach them).
                 let flushedRecords = tail.withLock { !$0.isEmpty }
                 if flushedRecords { try flushRecords(db, upto: w.lastSeq) }
-                let ids = try db.query(
+                // Committed records, then aborted ones (each through its own partial index).
+                var ids = try db.query(
                     "SELECT id FROM txns WHERE status = 1 AND ts < ? ORDER BY ts LIMIT ?",
                     [.text(cut.text), .int(Int64(limit))]
                 ) { $0.text(0) }.compactMap { $0 }
+                if ids.count < limit {
+                    ids += try db.query(
+                        "SELECT id FROM txns WHERE status = 0 AND ts < ? ORDER BY ts LIMIT ?",
+                        [.text(cut.text), .int(Int64(limit - ids.count))]
+                    ) { $0.text(0) }.compactMap { $0 }
+                }
                 var highest: [String: UInt64] = [:]
                 for id in ids {
                     if let (prefix, seq) = splitTxnID(id) { highest[prefix] = max(highest[prefix] ?? 0, seq) }

@@ -77,8 +77,10 @@ public protocol Store: AnyObject, Sendable {
     func list(prefix: String, after: String?, limit: Int) throws -> [String]
     /// The transaction's record, if any.
     func record(of txn: String) throws -> TxnRecordStatus?
-    /// Records `aborted` unless a record exists, and answers the record.
-    func resolve(_ txn: String) throws -> TxnRecordStatus
+    /// Records `aborted` unless a record exists, and answers the record. An aborted record
+    /// is stamped `now`, so that record GC can prune it like a committed one (DESIGN.md:
+    /// records outlive every intent and commit deadline, and are pruned by GC well after).
+    func resolve(_ txn: String, at now: Timestamp) throws -> TxnRecordStatus
     /// Begins a new incarnation of the node on this store: answers its number (one more
     /// than the last) and the durable timestamp ceiling.
     func startIncarnation() throws -> (incarnation: UInt64, ceiling: Timestamp)
@@ -93,7 +95,8 @@ public protocol Store: AnyObject, Sendable {
     /// The highest cut any `prune` used (zero if none): reads below it are refused, across
     /// restarts too.
     func prunedCut() throws -> Timestamp
-    /// Deletes up to `limit` records of transactions committed before `cut`; answers how many.
+    /// Deletes up to `limit` records of transactions committed before `cut`, or recorded
+    /// aborted before it (by `resolve`); answers how many.
     /// Remembers, per `t<node>.<incarnation>` prefix of the ids, the highest sequence number
     /// pruned, so that a missing record can later be told from a pruned one.
     func pruneRecords(before cut: Timestamp, limit: Int) throws -> Int

@@ -131,6 +131,43 @@ import Testing
         if case .committed = try await node.status(of: never.id).status { Issue.record("an aborted transaction reported committed") }
     }
 
+    /// `GET /txn/{id}` of ids the node never saw fences each one with an aborted record; those
+    /// records are pruned one retention period later, so asking about unknown ids cannot grow
+    /// the store without bound — and an id asked about again is fenced again.
+    @Test func fencesOfUnknownIdsArePrunedAfterTheRetention() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let store = try SQLiteStore(directory: dir.path)
+        let node = try await Self.node(store, retentionMs: 100) { l in
+            l.txnRecordRetentionMs = 1_000
+            l.finishedTxnsMax = 1  // so that the store, not the node's memory, answers again
+        }
+        let ids = (0..<50).map { "c-unknown-\(1_000 + $0)-abcdefgh" }
+        let start = ContinuousClock.now
+        for id in ids {
+            guard case .aborted = try await node.status(of: id).status else {
+                Issue.record("an unknown id did not answer aborted")
+                return
+            }
+        }
+        let fenced = ContinuousClock.now
+        #expect(try store.stats().txnRecords == 50)
+        // Inside the retention: kept (checked only if this machine was fast enough to stay
+        // inside it).
+        try await node.gcPass()
+        let kept = try store.stats().txnRecords
+        if ContinuousClock.now - start < .milliseconds(900) { #expect(kept == 50) }
+        try await Task.sleep(until: fenced + .milliseconds(1_200))
+        try await node.gcPass()
+        #expect(try store.stats().txnRecords == 0)
+        #expect(try store.record(of: ids[0]) == nil)
+        #expect(node.gcStatus.recordsPruned >= 50)
+        if case .committed = try await node.status(of: ids[0]).status { Issue.record("a fenced id reported committed") }
+        #expect(try store.record(of: ids[0]) == .aborted, "asked again: fenced again")
+        await node.shutdown()
+        store.close()
+    }
+
     /// One pointer written many times (`RESTM_GC_WRITES`, default 1,000,000: the issue's million) on SQLite: the
     /// store's versions and the node's memory stay bounded while it runs.
     @Test func aPointerWrittenOverAndOverStaysBounded() async throws {

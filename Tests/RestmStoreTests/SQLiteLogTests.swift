@@ -173,7 +173,7 @@ import Testing
         #expect(store.tailCount == 2, "a and b are only in the log; c has no log row and went to `txns`")
         #expect(try store.record(of: "a") == .committed(ts(10)))
         #expect(try store.record(of: "c") == .committed(ts(12)))
-        #expect(try store.resolve("b") == .committed(ts(11)))
+        #expect(try store.resolve("b", at: ts(2_000)) == .committed(ts(11)))
         // The same id again: refused, and nothing changes.
         #expect(try store.commit([CommitRecord(txn: "a", ts: ts(20), writes: [("x", "2")])], ceiling: nil) == [.alreadyAborted])
         #expect(try store.newest("x")?.value == "1")
@@ -185,8 +185,8 @@ import Testing
         defer { reopened.close() }
         #expect(reopened.tailCount == 2)
         #expect(try reopened.record(of: "a") == .committed(ts(10)))
-        #expect(try reopened.resolve("b") == .committed(ts(11)))
-        #expect(try reopened.resolve("never") == .aborted)
+        #expect(try reopened.resolve("b", at: ts(2_000)) == .committed(ts(11)))
+        #expect(try reopened.resolve("never", at: ts(2_000)) == .aborted)
         #expect(try reopened.commit([CommitRecord(txn: "b", ts: ts(21), writes: [("y", "2")])], ceiling: nil) == [.alreadyAborted])
 
         // Reaching the threshold copies the tail to `txns`.
@@ -271,6 +271,32 @@ import Testing
             try db.exec("UPDATE meta SET value = '2' WHERE key = 'format'")
         }
         try SQLiteStore(directory: dir.path).close()
+    }
+
+    /// Aborted records of stores from before they carried a time (a NULL `ts`) are stamped
+    /// when the store opens, so record GC prunes them one retention period later.
+    @Test func abortedRecordsWithoutATimeAreStampedOnOpen() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        do {
+            let store = try SQLiteStore(directory: dir.path)
+            _ = try store.commit([CommitRecord(txn: "a", ts: ts(10), writes: [])], ceiling: nil)
+            store.close()
+            let db = try SQLiteConnection(path: dir.path + "/restm.sqlite", readOnly: false)
+            try db.exec("INSERT INTO txns (id, status, ts) VALUES ('old-fence', 0, NULL)")
+        }
+        let before = SQLiteStore.wallMillis()
+        let store = try SQLiteStore(directory: dir.path)
+        defer { store.close() }
+        let after = SQLiteStore.wallMillis()
+        #expect(try store.record(of: "old-fence") == .aborted)
+        // Not before the time of the open…
+        #expect(try store.pruneRecords(before: Timestamp(wallMillis: before, node: 0), limit: 10) == 1, "only a's record")
+        #expect(try store.record(of: "old-fence") == .aborted)
+        // …and after it.
+        #expect(try store.pruneRecords(before: Timestamp(wallMillis: after + 1, node: 0), limit: 10) == 1)
+        #expect(try store.record(of: "old-fence") == nil)
+        #expect(try store.stats().txnRecords == 0)
     }
 
     /// The checks a group makes before it commits, past the first `IN` query of 64 ids.

@@ -48,7 +48,7 @@ import Testing
     @Test(arguments: Kind.allCases)
     func aResolvedTransactionCannotCommitAndACommittedOneResolvesCommitted(_ kind: Kind) throws {
         try withStore(kind) { store in
-            #expect(try store.resolve("orphan") == .aborted)
+            #expect(try store.resolve("orphan", at: ts(2_000)) == .aborted)
             let out = try store.commit([
                 CommitRecord(txn: "orphan", ts: ts(10), writes: [("p", "1")]),
                 CommitRecord(txn: "fine", ts: ts(11), writes: [("q", "1")]),
@@ -57,8 +57,39 @@ import Testing
             #expect(out == [.alreadyAborted, .committed])
             #expect(try store.newest("p") == nil)
             #expect(try store.newest("q")?.value == "1")
-            #expect(try store.resolve("fine") == .committed(ts(11)))
+            #expect(try store.resolve("fine", at: ts(2_000)) == .committed(ts(11)))
             #expect(try store.record(of: "never") == nil)
+        }
+    }
+
+    /// An aborted record (a fence made by `resolve`) is pruned like a committed one, one
+    /// retention period after it was made, and never before; once gone, `resolve` fences the
+    /// id again, and the pruned mark covers a node id's sequence.
+    @Test(arguments: Kind.allCases)
+    func abortedRecordsArePrunedAfterTheyWereMadeAndNotBefore(_ kind: Kind) throws {
+        try withStore(kind) { store in
+            #expect(try store.resolve("c-0123456789abcdefghij", at: ts(100)) == .aborted)
+            #expect(try store.resolve("t1.2.7", at: ts(150)) == .aborted)
+            _ = try store.commit([CommitRecord(txn: "t1.2.5", ts: ts(120), writes: [("p", "1")])], ceiling: nil)
+            #expect(try store.pruneRecords(before: ts(100), limit: 10) == 0)
+            #expect(try store.record(of: "c-0123456789abcdefghij") == .aborted)
+            #expect(try store.pruneRecords(before: ts(101), limit: 10) == 1)
+            #expect(try store.record(of: "c-0123456789abcdefghij") == nil)
+            #expect(try store.record(of: "t1.2.7") == .aborted)
+            #expect(try store.recordsPruned(prefix: "t1.2") == 0)
+            // The limit counts both kinds: the committed record first.
+            #expect(try store.pruneRecords(before: ts(1_000), limit: 1) == 1)
+            #expect(try store.record(of: "t1.2.5") == nil)
+            #expect(try store.record(of: "t1.2.7") == .aborted)
+            #expect(try store.pruneRecords(before: ts(1_000), limit: 1) == 1)
+            #expect(try store.record(of: "t1.2.7") == nil)
+            #expect(try store.recordsPruned(prefix: "t1.2") == 7)
+            #expect(try store.stats().txnRecords == 0)
+            // Fenced again, and the fence still refuses a commit under that id.
+            #expect(try store.resolve("c-0123456789abcdefghij", at: ts(2_000)) == .aborted)
+            let out = try store.commit([CommitRecord(txn: "c-0123456789abcdefghij", ts: ts(2_001), writes: [("q", "1")])], ceiling: nil)
+            #expect(out == [.alreadyAborted])
+            #expect(try store.newest("q") == nil)
         }
     }
 
