@@ -94,10 +94,18 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
                 handle = try await begun()
                 continue
             }
-            let part = Array(rest.prefix(Self.batchMax))
+            var part = Array(rest.prefix(Self.batchMax))
             let started: (handle: B.Handle, rv: Timestamp, values: [String: ReadValue])
             do {
-                started = try await backend.begin(priority: priority, reads: part)
+                do {
+                    started = try await backend.begin(priority: priority, reads: part)
+                } catch let e as ClientError where e.isTooLarge && part.count > 1 {
+                    // Their answer would pass the node's `answerBytesMax` (and the node
+                    // aborted that transaction): begin without reads; the loop below
+                    // reads them in smaller parts.
+                    part = []
+                    started = try await backend.begin(priority: priority, reads: [])
+                }
             } catch {
                 // The begin runs in this reader's task: its cancellation is this reader's
                 // alone, so the reads waiting for it begin again instead of failing.
@@ -124,10 +132,20 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
             rest = rest.dropFirst(part.count)
         }
         guard let handle else { throw ClientError.transport("the transaction was never begun") }
+        var parts: [[String]] = []
         while !rest.isEmpty {
-            let part = Array(rest.prefix(Self.batchMax))
-            rest = rest.dropFirst(part.count)
-            for (p, r) in try await backend.read(handle, part) { fetched[p] = r }
+            parts.append(Array(rest.prefix(Self.batchMax)))
+            rest = rest.dropFirst(Self.batchMax)
+        }
+        parts.reverse()
+        while let part = parts.popLast() {
+            do {
+                for (p, r) in try await backend.read(handle, part) { fetched[p] = r }
+            } catch let e as ClientError where e.isTooLarge && part.count > 1 {
+                // Over the node's `answerBytesMax`: in halves (a refused read changes nothing).
+                parts.append(Array(part[(part.count / 2)...]))
+                parts.append(Array(part[..<(part.count / 2)]))
+            }
         }
         state.withLock { s in
             for p in missing {
@@ -165,11 +183,25 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
         for p in missing {
             if let e = cache.lookup(p) { got.append((p, e.value, e.version)) } else { misses.append(p) }
         }
+        var parts: [[String]] = []
         var rest = misses[...]
         while !rest.isEmpty {
-            let part = Array(rest.prefix(Self.batchMax))
-            rest = rest.dropFirst(part.count)
-            let (ts, values) = try await backend.snapshotRead(part)
+            parts.append(Array(rest.prefix(Self.batchMax)))
+            rest = rest.dropFirst(Self.batchMax)
+        }
+        parts.reverse()
+        while let part = parts.popLast() {
+            let ts: Timestamp
+            let values: [String: ReadValue]
+            do {
+                (ts, values) = try await backend.snapshotRead(part)
+            } catch let e as ClientError where e.isTooLarge && part.count > 1 {
+                // Over the node's `answerBytesMax`: in halves (each part its own snapshot, as
+                // parts of 1,000 already are; the commit checks every version read).
+                parts.append(Array(part[(part.count / 2)...]))
+                parts.append(Array(part[..<(part.count / 2)]))
+                continue
+            }
             for p in part {
                 let r = values[p] ?? ReadValue(value: nil, version: nil)
                 cache.store(p, value: r.value, version: r.version, stamp: ts)

@@ -37,6 +37,12 @@ public enum ClientError: Error, Sendable, CustomStringConvertible {
         return false
     }
 
+    /// 413 `too_large`: the request or its answer passed a node's limit; nothing changed.
+    public var isTooLarge: Bool {
+        if case .server(413, "too_large", _, _) = self { return true }
+        return false
+    }
+
     public var code: String? {
         if case .server(_, let c, _, _) = self { return c }
         return nil

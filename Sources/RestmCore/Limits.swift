@@ -13,6 +13,12 @@ public struct Limits: Sendable {
     public var batchReadMax: Int = 1_000
     /// Requests in one `POST /batch`.
     public var batchRequestsMax: Int = 1_000
+    /// Bytes of read results (values, ids, versions) in one answer: more is 413 `too_large`
+    /// (1,000 pointers of 1 MiB would otherwise build a gigabyte).
+    public var answerBytesMax: Int = 16 << 20
+    /// Bytes of read results in all answers of one `POST /batch`: an item past it is 503
+    /// `overloaded` (retryable). Below the client library's 64 MiB answer limit.
+    public var batchAnswerBytesMax: Int = 32 << 20
     /// Default idle time between a transaction's requests before it is aborted.
     public var txnIdleTimeoutMs: Int = 30_000
     /// Largest idle timeout a client may ask for.

@@ -56,13 +56,17 @@ extension RestmResponder {
             let head = HTTPRequest(method: method, scheme: nil, authority: nil, path: path, headerFields: fields)
             subrequests.append(Request(head: head, body: RequestBody(buffer: buffer)))
         }
-        let answers = await withTaskGroup(of: (Int, String).self) { group in
-            for (i, sub) in subrequests.enumerated() {
-                group.addTask { (i, await self.batchItem(sub, context: context)) }
+        // The items' read results share one budget (items past it answer 503 `overloaded`):
+        // the whole answer stays below what a client accepts.
+        let answers = await BatchAnswerBudget.$current.withValue(BatchAnswerBudget(max: limits.batchAnswerBytesMax)) {
+            await withTaskGroup(of: (Int, String).self) { group in
+                for (i, sub) in subrequests.enumerated() {
+                    group.addTask { (i, await self.batchItem(sub, context: context)) }
+                }
+                var out = [String](repeating: "", count: subrequests.count)
+                for await (i, text) in group { out[i] = text }
+                return out
             }
-            var out = [String](repeating: "", count: subrequests.count)
-            for await (i, text) in group { out[i] = text }
-            return out
         }
         var out = "{\"responses\":["
         out.reserveCapacity(answers.reduce(16) { $0 + $1.count + 1 })

@@ -3411,6 +3411,8 @@ enum OpenAPIDocument {
                   "valueBytesMax",
                   "requestBytesMax",
                   "pointersPerTxnMax",
+                  "answerBytesMax",
+                  "batchAnswerBytesMax",
                   "txnIdleTimeoutMs",
                   "txnLifetimeMs",
                   "openTxnsMax",

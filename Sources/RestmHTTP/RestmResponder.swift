@@ -229,9 +229,11 @@ public struct RestmResponder: HTTPResponder {
         if RequestParsing.member(body, "reads") != nil {
             var values = "{"
             var seen = Set<String>()
+            var budget = AnswerBudget(max: limits.answerBytesMax)
             do {
                 for p in reads where seen.insert(p).inserted {
                     let r = try await node.read(t, p)
+                    try budget.charge(p, r.value)
                     if seen.count > 1 { values += "," }
                     JSONWriter.appendString(p, to: &values)
                     values += ":" + readResult(p, r)
@@ -260,8 +262,10 @@ public struct RestmResponder: HTTPResponder {
         let t = try node.activeTxn(id)
         var out = "{\"values\":{"
         var seen = Set<String>()
+        var budget = AnswerBudget(max: limits.answerBytesMax)
         for p in ptrs where seen.insert(p).inserted {
             let r = try await node.read(t, p)
+            try budget.charge(p, r.value)
             if seen.count > 1 { out += "," }
             JSONWriter.appendString(p, to: &out)
             out += ":" + readResult(p, r)
@@ -385,6 +389,7 @@ public struct RestmResponder: HTTPResponder {
         try PointerID.validate(p)
         if let t = try txnParameter(request) {
             let r = try await node.read(t, p)
+            try BatchAnswerBudget.current?.charge(p.utf8.count + (r.value?.utf8.count ?? 4) + 48)
             var o = JSONObject()
             o.string("ptr", p)
             o.raw("value", r.value)
@@ -396,6 +401,7 @@ public struct RestmResponder: HTTPResponder {
         guard let v = try await node.get(p, at: at), let value = v.value else {
             throw RestmError(.notFound, "pointer \(p) does not exist\(at == nil ? "" : " at that time")")
         }
+        try BatchAnswerBudget.current?.charge(p.utf8.count + value.utf8.count + 48)
         var o = JSONObject()
         o.string("ptr", p)
         o.raw("value", value)

@@ -94,6 +94,8 @@ extension RestmResponder {
         l.int("valueBytesMax", c.limits.valueBytesMax)
         l.int("requestBytesMax", c.limits.requestBytesMax)
         l.int("pointersPerTxnMax", c.limits.pointersPerTxnMax)
+        l.int("answerBytesMax", c.limits.answerBytesMax)
+        l.int("batchAnswerBytesMax", c.limits.batchAnswerBytesMax)
         l.int("txnIdleTimeoutMs", c.limits.txnIdleTimeoutMs)
         l.int("txnLifetimeMs", c.limits.txnLifetimeMs)
         l.int("openTxnsMax", c.limits.openTxnsMax)

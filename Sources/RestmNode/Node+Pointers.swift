@@ -191,7 +191,12 @@ extension Node {
 
     private func oneShotAttempt(_ t: Txn, _ req: OneShotRequest) async throws -> OneShotResult {
         var values: [(String, ReadResult)] = []
-        for p in req.reads { values.append((p, try await self.read(t, p))) }
+        var budget = AnswerBudget(max: limits.answerBytesMax)
+        for p in req.reads {
+            let r = try await self.read(t, p)
+            try budget.charge(p, r.value)  // before the commit: a refused answer changes nothing
+            values.append((p, r))
+        }
         var mismatched: [(String, ReadResult)] = []
         for (p, expected) in req.expect {
             let r = try await self.read(t, p)
@@ -199,9 +204,14 @@ extension Node {
         }
         if !mismatched.isEmpty {
             // `current` (API.md) has the versions; `values` (an extension) the values too, as
-            // of one snapshot, so that a client can re-run without reading them again.
+            // of one snapshot, so that a client can re-run without reading them again —
+            // unless they would pass the answer's budget: then the client reads them.
             var current = "{"
             var values = "{"
+            var valuesFit = true
+            for (p, r) in mismatched where valuesFit {
+                do { try budget.charge(p, r.value) } catch { valuesFit = false }
+            }
             for (i, (p, r)) in mismatched.enumerated() {
                 if i > 0 {
                     current += ","
@@ -216,14 +226,17 @@ extension Node {
             values += "}"
             throw RestmError(
                 .expectationFailed, "\(mismatched.count) pointer(s) are not at the expected version",
-                extra: [("current", current), ("values", values)])
+                extra: valuesFit ? [("current", current), ("values", values)] : [("current", current)])
         }
         for (p, v) in req.writes { try self.write(t, p, value: v) }
         let ts = try await self.commit(t)
         return OneShotResult(ts: ts, values: values)
     }
 
-    /// Versions of `ptr`, newest first, strictly older than `before` if given.
+    /// Versions of `ptr`, newest first, strictly older than `before` if given: at most
+    /// `limit`, and fewer when their values would pass `answerBytesMax` (at least one; the
+    /// caller pages on with `before`). Loaded from the store in chunks, so a page of large
+    /// values is never all in memory.
     public func history(_ ptr: String, before: Timestamp?, limit: Int) async throws -> [Version] {
         try PointerID.validate(ptr)
         let n = max(1, min(limit, limits.pageItemsMax))
@@ -233,7 +246,23 @@ extension Node {
                 throw RestmError(.pruned, "\(before.text) is older than the retention window of \(limits.retentionMs / 1000) s")
             }
         }
-        return try await storeCall("history") { try self.store.history(ptr, before: before, limit: n) }
+        var out: [Version] = []
+        var bytes = 0
+        var cursor = before
+        while out.count < n {
+            let chunk = min(n - out.count, 32)
+            let from = cursor
+            let page = try await storeCall("history") { try self.store.history(ptr, before: from, limit: chunk) }
+            for v in page {
+                let size = (v.value?.utf8.count ?? 4) + v.txn.utf8.count + 64
+                if !out.isEmpty, bytes + size > limits.answerBytesMax { return out }
+                bytes += size
+                out.append(v)
+            }
+            guard page.count == chunk, let last = page.last else { break }
+            cursor = last.ts
+        }
+        return out
     }
 
     /// A page of pointer ids by prefix, for browsing (not a transactional read).

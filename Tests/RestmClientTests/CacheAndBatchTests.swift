@@ -264,6 +264,38 @@ import Testing
         #expect(wire.exchanges.withLock { $0 }.filter { $0 == "/batch" }.count == 1)
     }
 
+    /// A node bounds the read results of one answer (`answerBytesMax`): a body reading more
+    /// than that at once still gets every value, because the client reads in halves when an
+    /// answer would be too large (begin, read and snapshot read alike).
+    @Test(arguments: [false, true])
+    func readsPastTheNodesAnswerLimitAreSplit(_ cached: Bool) async throws {
+        var c = NodeConfiguration()
+        c.limits.answerBytesMax = 4_096
+        let node = try await Node.open(store: MemoryStore(), configuration: c)
+        try await withServedNode(node) { port in
+            let backend = HTTPBackend(url: "http://127.0.0.1:\(port)", connections: 4, transport: .nio)
+            // Written through another memory, so that a cached reader misses and reads.
+            let writer = TransactionalMemory(backend: backend)
+            let memory = TransactionalMemory(backend: backend, cache: cached ? ReadCache() : nil)
+            let ptrs = (0..<40).map { "large:\($0)" }
+            let text = String(repeating: "v", count: 1_000)
+            try await writer.atomically { tx in
+                for (i, p) in ptrs.enumerated() { try await tx.write(p, .string("\(i) \(text)")) }
+            }
+            let read = try await memory.atomically { tx in
+                let values = try await tx.read(ptrs)
+                let more = try await tx.read(ptrs.map { $0 + ":absent" } + ["large:0"])
+                try await tx.write("large:sum", .number(String(values.count + more.count)))
+                return values
+            }
+            #expect(read.count == 40)
+            for (i, p) in ptrs.enumerated() { #expect(read[p]?.stringValue == "\(i) \(text)") }
+            let sum = try await memory.atomically { tx in try await tx.read("large:sum")?.intValue }
+            #expect(sum == 41)
+            try await backend.shutdown()
+        }
+    }
+
     /// Over real HTTP: batched and cached, the bodies of the other tests run unchanged, and
     /// the node did see batches.
     @Test(arguments: [false, true])

@@ -12,9 +12,10 @@ import Testing
 /// answers and errors, and the headers every response carries. The black-box suite in
 /// `Tests/api` drives a real server over TCP.
 @Suite struct ResponderTests {
-    func app() async throws -> some ApplicationProtocol {
+    func app(_ configure: (inout Limits) -> Void = { _ in }) async throws -> some ApplicationProtocol {
         var c = NodeConfiguration()
         c.shardCount = 4
+        configure(&c.limits)
         let node = try await Node.open(store: MemoryStore(), configuration: c)
         return Application(responder: RestmResponder(node: node))
     }
@@ -72,6 +73,77 @@ import Testing
             #expect(try json(r)["error"]?.stringValue == "too_large")
             let after = try await client.execute(uri: "/ptr/big", method: .get)
             #expect(after.status.code == 404)
+        }
+    }
+
+    /// Answers carrying read results are bounded (`answerBytesMax`: 413, and nothing
+    /// changes), a batch's answers together too (`batchAnswerBytesMax`: the items past it
+    /// answer 503 `overloaded`, retryable), and a history page holds fewer versions rather
+    /// than more bytes.
+    @Test func answersOfLargeReadsAreBounded() async throws {
+        let app = try await app { l in
+            l.answerBytesMax = 4_096
+            l.batchAnswerBytesMax = 8_192
+        }
+        try await app.test(.router) { client in
+            let kb = "\"" + String(repeating: "v", count: 1_000) + "\""
+            for i in 0..<10 {
+                let put = try await client.execute(uri: "/ptr/big\(i)", method: .put, body: ByteBuffer(string: kb))
+                #expect(put.status == .ok)
+            }
+            let all = (0..<10).map { "\"big\($0)\"" }.joined(separator: ",")
+            // Begin with reads: 413, and no transaction is left open.
+            let begun = try await client.execute(uri: "/txn/begin", method: .post, body: ByteBuffer(string: "{\"reads\": [\(all)]}"))
+            #expect(begun.status.code == 413)
+            #expect(try json(begun)["error"]?.stringValue == "too_large")
+            // A batch read inside a transaction: 413, and the transaction goes on.
+            let t = try json(try await client.execute(uri: "/txn/begin", method: .post))["txn"]?.stringValue ?? ""
+            let many = try await client.execute(uri: "/txn/\(t)/read", method: .post, body: ByteBuffer(string: "{\"ptrs\": [\(all)]}"))
+            #expect(many.status.code == 413)
+            let e = try json(many)
+            #expect(e["retryable"]?.boolValue == false)
+            #expect(e["message"]?.stringValue?.contains("read fewer pointers") == true)
+            let few = try await client.execute(uri: "/txn/\(t)/read", method: .post, body: ByteBuffer(string: #"{"ptrs": ["big0", "big1"]}"#))
+            #expect(few.status == .ok)
+            #expect(try await client.execute(uri: "/txn/\(t)/commit", method: .post).status == .ok)
+            // A one-shot that reads too much: refused before its commit, so nothing is written.
+            let one = try await client.execute(
+                uri: "/txn", method: .post, body: ByteBuffer(string: "{\"reads\": [\(all)], \"writes\": {\"x\": 1}}"))
+            #expect(one.status.code == 413)
+            #expect(try await client.execute(uri: "/ptr/x", method: .get).status.code == 404)
+            // Three items of ~3.2 KB each under an 8 KiB batch budget: two fit, one answers
+            // 503 overloaded (retryable); which one depends on timing.
+            let item = { (a: Int) in
+                #"{"method": "POST", "path": "/txn", "body": {"reads": ["big\#(a)", "big\#(a + 1)", "big\#(a + 2)"]}}"#
+            }
+            let batch = try await client.execute(
+                uri: "/batch", method: .post, body: ByteBuffer(string: "{\"requests\": [\(item(0)), \(item(3)), \(item(6))]}"))
+            #expect(batch.status == .ok)
+            guard case .array(let answers)? = try json(batch)["responses"] else {
+                Issue.record("no responses")
+                return
+            }
+            let statuses = answers.compactMap { $0["status"]?.intValue }.sorted()
+            #expect(statuses == [200, 200, 503], "\(statuses)")
+            let refused = answers.first { $0["status"]?.intValue == 503 }
+            #expect(refused?["body"]?["error"]?.stringValue == "overloaded")
+            #expect(refused?["body"]?["retryable"]?.boolValue == true)
+            // History: ten versions of ~1 KB asked at once come in pages of at most four.
+            for _ in 0..<9 { _ = try await client.execute(uri: "/ptr/big0", method: .put, body: ByteBuffer(string: kb)) }
+            var versions = 0
+            var before: String?
+            var pages = 0
+            while pages < 20 {
+                let uri = "/ptr/big0/history?limit=10" + (before.map { "&before=\($0)" } ?? "")
+                let page = try json(try await client.execute(uri: uri, method: .get))
+                guard case .array(let vs)? = page["versions"], !vs.isEmpty else { break }
+                #expect(vs.count <= 4)
+                versions += vs.count
+                before = vs.last?["version"]?.stringValue
+                pages += 1
+            }
+            #expect(versions == 10)
+            #expect(pages >= 3)
         }
     }
 

@@ -1,0 +1,57 @@
+import Synchronization
+
+/// Bounds the bytes of read results one answer carries (413 `too_large`), and those all
+/// items of one `POST /batch` carry together (503 `overloaded`, retryable). A result counts
+/// its value, its pointer id and 48 bytes for its version and punctuation. Answers are
+/// built in memory, and without a bound one request — 1,000 pointers of up to 1 MiB each,
+/// or a batch of such requests — would make a node build gigabytes, and a client's answer
+/// limit (64 MiB by default) would turn every item of a batch into a lost answer.
+///
+///     var budget = AnswerBudget(max: limits.answerBytesMax)
+///     for p in ptrs { let r = try await node.read(t, p); try budget.charge(p, r.value) }
+public struct AnswerBudget: Sendable {
+    public let max: Int
+    public private(set) var used = 0
+
+    public init(max: Int) {
+        self.max = max
+    }
+
+    public mutating func charge(_ ptr: String, _ value: String?) throws(RestmError) {
+        let n = ptr.utf8.count + (value?.utf8.count ?? 4) + 48
+        used += n
+        guard used <= max else {
+            throw RestmError(
+                .tooLarge,
+                "the values read would make an answer of more than \(AnswerBudget.size(max)) (answerBytesMax); read fewer pointers per request")
+        }
+        try BatchAnswerBudget.current?.charge(n)
+    }
+
+    static func size(_ bytes: Int) -> String {
+        bytes >= 1 << 20 && bytes % (1 << 20) == 0 ? "\(bytes >> 20) MiB" : "\(bytes) bytes"
+    }
+}
+
+/// The budget of one `POST /batch`, shared by its items (a task-local the batch sets around
+/// them). An item that would pass it fails with 503 `overloaded` (retryable, and nothing
+/// changed): sent again alone or in a smaller batch, it fits.
+public final class BatchAnswerBudget: Sendable {
+    @TaskLocal public static var current: BatchAnswerBudget?
+
+    public let max: Int
+    private let used = Atomic<Int>(0)
+
+    public init(max: Int) {
+        self.max = max
+    }
+
+    public func charge(_ bytes: Int) throws(RestmError) {
+        let total = used.add(bytes, ordering: .relaxed).newValue
+        guard total <= max else {
+            throw RestmError(
+                .overloaded,
+                "the answers of this batch would carry more than \(AnswerBudget.size(max)) of values read (batchAnswerBytesMax); send this request again, alone or in a smaller batch")
+        }
+    }
+}
