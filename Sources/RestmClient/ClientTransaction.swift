@@ -99,7 +99,7 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
             do {
                 do {
                     started = try await backend.begin(priority: priority, reads: part)
-                } catch let e as ClientError where e.isTooLarge && part.count > 1 {
+                } catch let e as ClientError where e.isAnswerTooLarge && part.count > 1 {
                     // Their answer would pass the node's `answerBytesMax` (and the node
                     // aborted that transaction): begin without reads; the loop below
                     // reads them in smaller parts.
@@ -141,7 +141,7 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
         while let part = parts.popLast() {
             do {
                 for (p, r) in try await backend.read(handle, part) { fetched[p] = r }
-            } catch let e as ClientError where e.isTooLarge && part.count > 1 {
+            } catch let e as ClientError where e.isAnswerTooLarge && part.count > 1 {
                 // Over the node's `answerBytesMax`: in halves (a refused read changes nothing).
                 parts.append(Array(part[(part.count / 2)...]))
                 parts.append(Array(part[..<(part.count / 2)]))
@@ -195,7 +195,7 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
             let values: [String: ReadValue]
             do {
                 (ts, values) = try await backend.snapshotRead(part)
-            } catch let e as ClientError where e.isTooLarge && part.count > 1 {
+            } catch let e as ClientError where e.isAnswerTooLarge && part.count > 1 {
                 // Over the node's `answerBytesMax`: in halves (each part its own snapshot, as
                 // parts of 1,000 already are; the commit checks every version read).
                 parts.append(Array(part[(part.count / 2)...]))

@@ -37,9 +37,10 @@ public enum ClientError: Error, Sendable, CustomStringConvertible {
         return false
     }
 
-    /// 413 `too_large`: the request or its answer passed a node's limit; nothing changed.
-    public var isTooLarge: Bool {
-        if case .server(413, "too_large", _, _) = self { return true }
+    /// 413 `too_large` because the answer would pass the node's `answerBytesMax`: the same
+    /// reads in smaller parts fit.
+    public var isAnswerTooLarge: Bool {
+        if case .server(413, "too_large", let message, _) = self { return message.contains(AnswerBudget.marker) }
         return false
     }
 

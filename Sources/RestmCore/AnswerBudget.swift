@@ -23,10 +23,14 @@ public struct AnswerBudget: Sendable {
         guard used <= max else {
             throw RestmError(
                 .tooLarge,
-                "the values read would make an answer of more than \(AnswerBudget.size(max)) (answerBytesMax); read fewer pointers per request")
+                "the values read would make an answer of more than \(AnswerBudget.size(max)) \(AnswerBudget.marker); read fewer pointers per request")
         }
         try BatchAnswerBudget.current?.charge(n)
     }
+
+    /// In the message of the 413 an answer over `answerBytesMax` gets: the client library
+    /// splits a read on it (and on no other 413).
+    public static let marker = "(answerBytesMax)"
 
     static func size(_ bytes: Int) -> String {
         bytes >= 1 << 20 && bytes % (1 << 20) == 0 ? "\(bytes >> 20) MiB" : "\(bytes) bytes"
@@ -46,12 +50,17 @@ public final class BatchAnswerBudget: Sendable {
         self.max = max
     }
 
+    /// Takes `bytes` if they fit (a charge that does not fit takes nothing, so a smaller
+    /// item after it may still fit).
     public func charge(_ bytes: Int) throws(RestmError) {
-        let total = used.add(bytes, ordering: .relaxed).newValue
-        guard total <= max else {
-            throw RestmError(
-                .overloaded,
-                "the answers of this batch would carry more than \(AnswerBudget.size(max)) of values read (batchAnswerBytesMax); send this request again, alone or in a smaller batch")
+        var current = used.load(ordering: .relaxed)
+        while current + bytes <= max {
+            let (exchanged, original) = used.compareExchange(expected: current, desired: current + bytes, ordering: .relaxed)
+            if exchanged { return }
+            current = original
         }
+        throw RestmError(
+            .overloaded,
+            "the answers of this batch would carry more than \(AnswerBudget.size(max)) of values read (batchAnswerBytesMax); send this request again, alone or in a smaller batch")
     }
 }

@@ -2741,6 +2741,17 @@ enum OpenAPIDocument {
                     }
                   }
                 }
+              },
+              "next": {
+                "description": "Extension: the `before` of the next page; null when the history has no more versions. A page holds fewer than `limit` versions when their values would pass answerBytesMax.",
+                "anyOf": [
+                  {
+                    "$ref": "#/components/schemas/Version"
+                  },
+                  {
+                    "type": "null"
+                  }
+                ]
               }
             }
           },
@@ -3014,7 +3025,7 @@ enum OpenAPIDocument {
                   {
                     "type": "string",
                     "pattern": "^c[A-Za-z0-9_-]{16,64}$",
-                    "description": "Extension: a client-chosen id. GET /txn/{id} then tells this transaction's fate (an id asked about before its request arrives is fenced: the request is refused with 409 txn_not_active), and a second request with the same id answers the first outcome instead of running again."
+                    "description": "Extension: a client-chosen id. GET /txn/{id} then tells this transaction's fate (an id asked about before its request arrives is fenced for the record retention, one hour: the request is refused with 409 txn_not_active), and a second request with the same id answers the first outcome instead of running again."
                   },
                   {
                     "type": "null"

@@ -468,7 +468,7 @@ public struct RestmResponder: HTTPResponder {
         try PointerID.validate(p)
         let limit = try RequestParsing.intQuery(request, "limit", default: 100)
         let before = try request.uri.queryParameters.get("before").map { try RequestParsing.instant(String($0)) }
-        let versions = try await node.history(p, before: before, limit: limit)
+        let (versions, next) = try await node.historyPage(p, before: before, limit: limit)
         var out = "{\"ptr\":" + JSONWriter.quoted(p) + ",\"versions\":["
         for (i, v) in versions.enumerated() {
             if i > 0 { out += "," }
@@ -479,7 +479,7 @@ public struct RestmResponder: HTTPResponder {
             if v.value == nil { o.bool("deleted", true) }
             out += o.text
         }
-        out += "]}"
+        out += "],\"next\":" + (next.map { JSONWriter.quoted($0.text) } ?? "null") + "}"
         return Reply.json(.ok, out)
     }
 

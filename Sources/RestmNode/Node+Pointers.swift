@@ -176,6 +176,13 @@ extension Node {
                 registry.finish(claim, summary: TxnSummary(id: cid, rv: ts, status: .committed(ts), reads: 0, writes: 0))
                 return OneShotResult(ts: ts, values: [])
             }
+            if e.code == .tooLarge || e.code == .overloaded {
+                // Refused before its commit (an answer too large, a full batch budget, a
+                // full wait queue): nothing was written, and the same request may be sent
+                // again under the same id, as the error says.
+                registry.forget(cid)
+                throw e
+            }
             registry.finish(claim, summary: TxnSummary(id: cid, rv: .zero, status: .aborted(e.message), reads: 0, writes: 0))
             throw e
         } catch {
@@ -198,9 +205,16 @@ extension Node {
             values.append((p, r))
         }
         var mismatched: [(String, ReadResult)] = []
+        var valuesFit = true
         for (p, expected) in req.expect {
             let r = try await self.read(t, p)
-            if r.version != expected { mismatched.append((p, r)) }
+            guard r.version != expected else { continue }
+            // The 412's `values` only while they fit the answer's budget; past it, the
+            // versions alone (and no value is kept in memory).
+            if valuesFit {
+                do { try budget.charge(p, r.value) } catch { valuesFit = false }
+            }
+            mismatched.append((p, valuesFit ? r : ReadResult(value: nil, version: r.version)))
         }
         if !mismatched.isEmpty {
             // `current` (API.md) has the versions; `values` (an extension) the values too, as
@@ -208,17 +222,12 @@ extension Node {
             // unless they would pass the answer's budget: then the client reads them.
             var current = "{"
             var values = "{"
-            var valuesFit = true
-            for (p, r) in mismatched where valuesFit {
-                do { try budget.charge(p, r.value) } catch { valuesFit = false }
-            }
             for (i, (p, r)) in mismatched.enumerated() {
-                if i > 0 {
-                    current += ","
-                    values += ","
-                }
+                if i > 0 { current += "," }
                 JSONWriter.appendString(p, to: &current)
                 current += ":" + (r.version.map { JSONWriter.quoted($0.text) } ?? "null")
+                guard valuesFit else { continue }
+                if i > 0 { values += "," }
                 JSONWriter.appendString(p, to: &values)
                 values += ":{\"value\":" + (r.value ?? "null") + ",\"version\":" + (r.version.map { JSONWriter.quoted($0.text) } ?? "null") + "}"
             }
@@ -234,10 +243,16 @@ extension Node {
     }
 
     /// Versions of `ptr`, newest first, strictly older than `before` if given: at most
-    /// `limit`, and fewer when their values would pass `answerBytesMax` (at least one; the
-    /// caller pages on with `before`). Loaded from the store in chunks, so a page of large
-    /// values is never all in memory.
+    /// `limit`, and fewer when their values would pass `answerBytesMax` (at least one).
     public func history(_ ptr: String, before: Timestamp?, limit: Int) async throws -> [Version] {
+        try await historyPage(ptr, before: before, limit: limit).versions
+    }
+
+    /// A page of `history`, and `next`: the `before` of the next page, nil when the history
+    /// has no more versions (a page that is full, or cut short by `answerBytesMax`, has a
+    /// `next`; the page after it may be empty). Loaded from the store in chunks of 32, so a
+    /// page of large values is never all in memory.
+    public func historyPage(_ ptr: String, before: Timestamp?, limit: Int) async throws -> (versions: [Version], next: Timestamp?) {
         try PointerID.validate(ptr)
         let n = max(1, min(limit, limits.pageItemsMax))
         if let before {
@@ -255,14 +270,14 @@ extension Node {
             let page = try await storeCall("history") { try self.store.history(ptr, before: from, limit: chunk) }
             for v in page {
                 let size = (v.value?.utf8.count ?? 4) + v.txn.utf8.count + 64
-                if !out.isEmpty, bytes + size > limits.answerBytesMax { return out }
+                if !out.isEmpty, bytes + size > limits.answerBytesMax { return (out, out.last?.ts) }
                 bytes += size
                 out.append(v)
             }
-            guard page.count == chunk, let last = page.last else { break }
+            guard page.count == chunk, let last = page.last else { return (out, nil) }
             cursor = last.ts
         }
-        return out
+        return (out, out.last?.ts)
     }
 
     /// A page of pointer ids by prefix, for browsing (not a transactional read).

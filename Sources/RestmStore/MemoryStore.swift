@@ -144,7 +144,7 @@ public final class MemoryStore: Store {
 
     public func pruneRecords(before cut: Timestamp, limit: Int) throws -> Int {
         state.withLock { s in
-            // As the SQLite store does: committed records, then aborted ones, oldest first.
+            // As the SQLite store does: aborted records, then committed ones, oldest first.
             var committed: [(Timestamp, String)] = []
             var aborted: [(Timestamp, String)] = []
             for (id, r) in s.records {
@@ -153,7 +153,7 @@ public final class MemoryStore: Store {
                 case .aborted: if let at = s.abortedAt[id], at < cut { aborted.append((at, id)) }
                 }
             }
-            let ids = (committed.sorted { $0.0 < $1.0 } + aborted.sorted { $0.0 < $1.0 }).prefix(max(0, limit)).map(\.1)
+            let ids = (aborted.sorted { $0.0 < $1.0 } + committed.sorted { $0.0 < $1.0 }).prefix(max(0, limit)).map(\.1)
             for id in ids {
                 s.records.removeValue(forKey: id)
                 s.abortedAt.removeValue(forKey: id)

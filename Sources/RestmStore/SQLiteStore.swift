@@ -190,17 +190,18 @@ public final class SQLiteStore: Store, @unchecked Sendable {
                 CREATE INDEX IF NOT EXISTS txns_by_ts ON txns (ts) WHERE status = 1;
                 CREATE INDEX IF NOT EXISTS txns_aborted_by_ts ON txns (ts) WHERE status = 0;
                 """)
-            // Aborted records made before they carried a time (stores of format 2 and
-            // earlier) are stamped with the time of this open, so that record GC prunes them
-            // one retention period from now (through the index above: no scan).
-            try conn.run(
-                "UPDATE txns SET ts = ? WHERE status = 0 AND ts IS NULL",
-                [.text(Timestamp(wallMillis: Self.wallMillis(), node: 0).text)])
             let format = try Self.metaInt(conn, "format")
             guard format <= Self.formatVersion else {
                 throw StoreError.failed(
                     "the data directory \(directory) was written by a newer restm (store format \(format); this build reads up to \(Self.formatVersion))")
             }
+            // Aborted records made before they carried a time (by builds before this one;
+            // the format did not change, older builds read these rows as before) are
+            // stamped with the time of this open, so that record GC prunes them one
+            // retention period from now (through the index above: no scan).
+            try conn.run(
+                "UPDATE txns SET ts = ? WHERE status = 0 AND ts IS NULL",
+                [.text(Timestamp(wallMillis: Self.wallMillis(), node: 0).text)])
             try Self.migrateVersionsTable(conn)
             let (entries, top, upto) = try Self.overlayFromLog(conn)
             let (records, recordsUpto) = try Self.tailFromLog(conn, lastSeq: top)
@@ -764,14 +765,15 @@ public final class SQLiteStore: Store, @unchecked Sendable {
                 // The tail's records too (a short retention may already reach them).
                 let flushedRecords = tail.withLock { !$0.isEmpty }
                 if flushedRecords { try flushRecords(db, upto: w.lastSeq) }
-                // Committed records, then aborted ones (each through its own partial index).
+                // Aborted records (rare), then committed ones, each through its own partial
+                // index: a backlog of committed records never holds the aborted ones back.
                 var ids = try db.query(
-                    "SELECT id FROM txns WHERE status = 1 AND ts < ? ORDER BY ts LIMIT ?",
+                    "SELECT id FROM txns WHERE status = 0 AND ts < ? ORDER BY ts LIMIT ?",
                     [.text(cut.text), .int(Int64(limit))]
                 ) { $0.text(0) }.compactMap { $0 }
                 if ids.count < limit {
                     ids += try db.query(
-                        "SELECT id FROM txns WHERE status = 0 AND ts < ? ORDER BY ts LIMIT ?",
+                        "SELECT id FROM txns WHERE status = 1 AND ts < ? ORDER BY ts LIMIT ?",
                         [.text(cut.text), .int(Int64(limit - ids.count))]
                     ) { $0.text(0) }.compactMap { $0 }
                 }

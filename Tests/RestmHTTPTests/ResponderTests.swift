@@ -106,11 +106,26 @@ import Testing
             let few = try await client.execute(uri: "/txn/\(t)/read", method: .post, body: ByteBuffer(string: #"{"ptrs": ["big0", "big1"]}"#))
             #expect(few.status == .ok)
             #expect(try await client.execute(uri: "/txn/\(t)/commit", method: .post).status == .ok)
-            // A one-shot that reads too much: refused before its commit, so nothing is written.
+            // A one-shot that reads too much: refused before its commit, so nothing is
+            // written, and its client id may be used again.
+            let id = "c-answers-too-large-1"
             let one = try await client.execute(
-                uri: "/txn", method: .post, body: ByteBuffer(string: "{\"reads\": [\(all)], \"writes\": {\"x\": 1}}"))
+                uri: "/txn", method: .post, body: ByteBuffer(string: "{\"txn\": \"\(id)\", \"reads\": [\(all)], \"writes\": {\"x\": 1}}"))
             #expect(one.status.code == 413)
             #expect(try await client.execute(uri: "/ptr/x", method: .get).status.code == 404)
+            let again = try await client.execute(
+                uri: "/txn", method: .post, body: ByteBuffer(string: "{\"txn\": \"\(id)\", \"reads\": [\"big0\"], \"writes\": {\"x\": 1}}"))
+            #expect(again.status == .ok)
+            #expect(try await client.execute(uri: "/ptr/x", method: .get).status == .ok)
+            // A 412 whose current values would pass the budget carries the versions only.
+            let stale = (0..<10).map { "\"big\($0)\": null" }.joined(separator: ",")
+            let expect = try await client.execute(
+                uri: "/txn", method: .post, body: ByteBuffer(string: "{\"expect\": {\(stale)}, \"writes\": {\"y\": 1}}"))
+            #expect(expect.status.code == 412)
+            let failed = try json(expect)
+            if case .object(let current)? = failed["current"] { #expect(current.count == 10) } else { Issue.record("no current") }
+            #expect(failed["values"] == nil)
+            #expect(try await client.execute(uri: "/ptr/y", method: .get).status.code == 404)
             // Three items of ~3.2 KB each under an 8 KiB batch budget: two fit, one answers
             // 503 overloaded (retryable); which one depends on timing.
             let item = { (a: Int) in
@@ -136,14 +151,19 @@ import Testing
             while pages < 20 {
                 let uri = "/ptr/big0/history?limit=10" + (before.map { "&before=\($0)" } ?? "")
                 let page = try json(try await client.execute(uri: uri, method: .get))
-                guard case .array(let vs)? = page["versions"], !vs.isEmpty else { break }
+                guard case .array(let vs)? = page["versions"] else { break }
                 #expect(vs.count <= 4)
                 versions += vs.count
-                before = vs.last?["version"]?.stringValue
                 pages += 1
+                guard let next = page["next"]?.stringValue else { break }
+                #expect(next == vs.last?["version"]?.stringValue)
+                before = next
             }
             #expect(versions == 10)
             #expect(pages >= 3)
+            // The last page says so.
+            let whole = try json(try await client.execute(uri: "/ptr/big1/history?limit=10", method: .get))
+            #expect(whole["next"]?.isNull == true)
         }
     }
 

@@ -77,13 +77,13 @@ import Testing
             #expect(try store.record(of: "c-0123456789abcdefghij") == nil)
             #expect(try store.record(of: "t1.2.7") == .aborted)
             #expect(try store.recordsPruned(prefix: "t1.2") == 0)
-            // The limit counts both kinds: the committed record first.
-            #expect(try store.pruneRecords(before: ts(1_000), limit: 1) == 1)
-            #expect(try store.record(of: "t1.2.5") == nil)
-            #expect(try store.record(of: "t1.2.7") == .aborted)
+            // The limit counts both kinds: the aborted record first.
             #expect(try store.pruneRecords(before: ts(1_000), limit: 1) == 1)
             #expect(try store.record(of: "t1.2.7") == nil)
+            #expect(try store.record(of: "t1.2.5") == .committed(ts(120)))
             #expect(try store.recordsPruned(prefix: "t1.2") == 7)
+            #expect(try store.pruneRecords(before: ts(1_000), limit: 1) == 1)
+            #expect(try store.record(of: "t1.2.5") == nil)
             #expect(try store.stats().txnRecords == 0)
             // Fenced again, and the fence still refuses a commit under that id.
             #expect(try store.resolve("c-0123456789abcdefghij", at: ts(2_000)) == .aborted)
