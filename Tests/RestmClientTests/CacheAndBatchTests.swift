@@ -183,6 +183,14 @@ import Testing
         // Ids sort by creation time (records are appended, not scattered).
         let stamps = (0..<50).map { _ in ClientTxnID.make().prefix(12) }
         #expect(stamps == stamps.sorted())
+        // Random parts from the pool, across several refills and from concurrent tasks:
+        // no two alike, and not constant.
+        let many = await withTaskGroup(of: [Substring].self) { group in
+            for _ in 0..<4 { group.addTask { (0..<500).map { _ in ClientTxnID.make().dropFirst(12) } } }
+            return await group.reduce(into: []) { $0 += $1 }
+        }
+        #expect(Set(many).count == 2_000)
+        #expect(Set(many.map { $0.prefix(1) }).count > 16, "the first random digit takes many values")
     }
 
     // MARK: coalescing
