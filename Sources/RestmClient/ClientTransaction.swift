@@ -142,7 +142,7 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
             do {
                 for (p, r) in try await backend.read(handle, part) { fetched[p] = r }
             } catch let e as ClientError where e.isAnswerTooLarge && part.count > 1 {
-                // Over the node's `answerBytesMax`: in halves (a refused read changes nothing).
+                // Over the node's `answerBytesMax`: in halves (a refused read writes nothing).
                 parts.append(Array(part[(part.count / 2)...]))
                 parts.append(Array(part[..<(part.count / 2)]))
             }

@@ -14,7 +14,8 @@ public struct Limits: Sendable {
     /// Requests in one `POST /batch`.
     public var batchRequestsMax: Int = 1_000
     /// Bytes of read results (values, ids, versions) in one answer: more is 413 `too_large`
-    /// (1,000 pointers of 1 MiB would otherwise build a gigabyte).
+    /// (1,000 pointers of 1 MiB would otherwise build a gigabyte). Keep it well above
+    /// `valueBytesMax`, or a single large value cannot be read at all.
     public var answerBytesMax: Int = 16 << 20
     /// Bytes of read results in all answers of one `POST /batch`: an item past it is 503
     /// `overloaded` (retryable). Below the client library's 64 MiB answer limit.

@@ -30,7 +30,7 @@ extension RestmResponder {
             throw RestmError(.tooLarge, "at most \(limits.batchRequestsMax) requests per batch")
         }
         // Every item is checked before any runs: a malformed batch changes nothing.
-        var subrequests: [Request] = []
+        var subrequests: [Item] = []
         subrequests.reserveCapacity(items.count)
         for (i, item) in items.enumerated() {
             guard case .object(let members) = item else { throw RestmError(.badRequest, "requests[\(i)] must be an object") }
@@ -46,22 +46,40 @@ extension RestmResponder {
             guard !Self.batchRefuses(method, path[...]) else {
                 throw RestmError(.badRequest, "requests[\(i)]: \(method) \(path) waits or batches and cannot be part of a batch")
             }
+            let body = RequestParsing.member(members, "body")
+            // The one-shot, the items the client library sends most: served from the body
+            // already parsed (the same checks and answer as `oneShot`, the same metrics and
+            // log line as `respond`), without a request and a response of its own.
+            if method == .post, path == "/txn" {
+                switch body {
+                case nil, .null?:
+                    subrequests.append(.oneShot(nil))
+                    continue
+                case .object(let fields)?:
+                    subrequests.append(.oneShot(fields))
+                    continue
+                default: break
+                }
+            }
             var fields = HTTPFields()
             fields[.accept] = "application/json"
             var buffer = ByteBuffer()
-            if let b = RequestParsing.member(members, "body"), !b.isNull {
+            if let b = body, !b.isNull {
                 fields[.contentType] = "application/json"
                 buffer = ByteBuffer(string: b.compactText)
             }
             let head = HTTPRequest(method: method, scheme: nil, authority: nil, path: path, headerFields: fields)
-            subrequests.append(Request(head: head, body: RequestBody(buffer: buffer)))
+            subrequests.append(.request(Request(head: head, body: RequestBody(buffer: buffer))))
         }
         // The items' read results share one budget (items past it answer 503 `overloaded`):
         // the whole answer stays below what a client accepts.
         let answers = await BatchAnswerBudget.$current.withValue(BatchAnswerBudget(max: limits.batchAnswerBytesMax)) {
             await withTaskGroup(of: (Int, String).self) { group in
                 for (i, sub) in subrequests.enumerated() {
-                    group.addTask { (i, await self.batchItem(sub, context: context)) }
+                    switch sub {
+                    case .request(let r): group.addTask { (i, await self.batchItem(r, context: context)) }
+                    case .oneShot(let body): group.addTask { (i, await self.oneShotItem(body)) }
+                    }
                 }
                 var out = [String](repeating: "", count: subrequests.count)
                 for await (i, text) in group { out[i] = text }
@@ -76,6 +94,33 @@ extension RestmResponder {
         }
         out += "]}"
         return Reply.json(.ok, out)
+    }
+
+    enum Item: Sendable {
+        case request(Request)
+        /// `POST /txn` with this body (nil: none).
+        case oneShot([(String, JSONValue)]?)
+    }
+
+    /// A `POST /txn` item: what `respond` would answer for it, as `{"status", "body"}`.
+    func oneShotItem(_ body: [(String, JSONValue)]?) async -> String {
+        let start = ContinuousClock.now
+        var status = 200
+        var text: String
+        do {
+            if node.state != .running { throw RestmError(.shuttingDown, "the node is shutting down") }
+            text = try await oneShotAnswer(body)
+        } catch let e as RestmError {
+            status = e.httpStatus
+            text = Reply.errorText(e)
+        } catch {
+            node.logger.error("unexpected error", metadata: ["restm.route": "POST /txn", "error": "\(error)"])
+            let e = RestmError(.internal, "internal error: \(error)")
+            status = e.httpStatus
+            text = Reply.errorText(e)
+        }
+        finished("POST /txn", method: .post, path: "/txn", status: status, elapsed: ContinuousClock.now - start, requestID: nil)
+        return "{\"status\":\(status),\"body\":" + text + "}"
     }
 
     /// One item, served by the same code as a request of its own (metrics and logs

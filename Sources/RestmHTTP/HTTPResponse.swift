@@ -31,6 +31,10 @@ enum Reply {
 
     /// `{"error", "message", "retryable", …extra}` with the error's status.
     static func error(_ e: RestmError) -> Response {
+        json(HTTPResponse.Status(code: e.httpStatus), errorText(e))
+    }
+
+    static func errorText(_ e: RestmError) -> String {
         var out = "{\"error\":"
         JSONWriter.appendString(e.code.rawValue, to: &out)
         out += ",\"message\":"
@@ -42,7 +46,7 @@ enum Reply {
             out += ":" + v
         }
         out += "}"
-        return json(HTTPResponse.Status(code: e.httpStatus), out)
+        return out
     }
 }
 

@@ -48,20 +48,25 @@ public struct RestmResponder: HTTPResponder {
         }
         response.headers[.restmTs] = node.clockNow.text
         let elapsed = ContinuousClock.now - start
-        node.metrics.record("http", route, success: response.status.code < 400, duration: elapsed)
         // A request id: the client's `X-Request-Id` (echoed back), else a node-local number.
         let given = request.headers[.xRequestID]
         if let given { response.headers[.xRequestID] = given }
-        let status = response.status.code
+        finished(route, method: request.method, path: request.uri.path, status: response.status.code, elapsed: elapsed, requestID: given)
+        return response
+    }
+
+    /// The metrics and the log line of every request (and of every batch item).
+    func finished(_ route: String, method: HTTPRequest.Method, path: String, status: Int, elapsed: Duration, requestID given: String?) {
+        node.metrics.record("http", route, success: status < 400, duration: elapsed)
         let slow = elapsed > .seconds(2) && !Self.blockingRoutes.contains(route)
         if status >= 500 || slow || node.logger.logLevel <= .debug {
             let id = given ?? "r\(Self.requests.add(1, ordering: .relaxed).newValue)"
             var meta: Logger.Metadata = [
-                "restm.request": "\(id)", "restm.route": "\(route)", "http.method": "\(request.method)",
+                "restm.request": "\(id)", "restm.route": "\(route)", "http.method": "\(method)",
                 "http.status": "\(status)", "restm.ms": "\(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)",
             ]
             // Ids only, never values: the transaction of /txn/{t}/… routes.
-            let parts = request.uri.path.split(separator: "/")
+            let parts = path.split(separator: "/")
             if parts.count >= 2, parts[0] == "txn", parts[1] != "begin" { meta["restm.txn"] = "\(parts[1])" }
             if status >= 500 {
                 node.logger.warning("request failed", metadata: meta)
@@ -71,7 +76,6 @@ public struct RestmResponder: HTTPResponder {
                 node.logger.debug("request", metadata: meta)
             }
         }
-        return response
     }
 
     /// Routes that block by design (long-polls, streams, waits for results): never "slow".
@@ -340,6 +344,11 @@ public struct RestmResponder: HTTPResponder {
 
     func oneShot(_ request: Request) async throws -> Response {
         let body = try await RequestParsing.object(request, limit: limits.requestBytesMax, depth: limits.jsonDepthMax)
+        return Reply.json(.ok, try await oneShotAnswer(body))
+    }
+
+    /// `POST /txn` from its parsed body: the answer's JSON text (errors are thrown).
+    func oneShotAnswer(_ body: [(String, JSONValue)]?) async throws -> String {
         var req = OneShotRequest()
         req.reads = try RequestParsing.pointerList(RequestParsing.member(body, "reads"), field: "reads")
         if let e = RequestParsing.member(body, "expect"), !e.isNull {
@@ -375,7 +384,7 @@ public struct RestmResponder: HTTPResponder {
         o.string("status", "committed")
         o.string("ts", r.ts.text)
         o.raw("values", values)
-        return Reply.json(.ok, o.text)
+        return o.text
     }
 
     // MARK: pointers

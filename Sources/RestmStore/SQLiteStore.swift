@@ -188,7 +188,6 @@ public final class SQLiteStore: Store, @unchecked Sendable {
                     id TEXT PRIMARY KEY, status INTEGER NOT NULL, ts TEXT) WITHOUT ROWID;
                 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
                 CREATE INDEX IF NOT EXISTS txns_by_ts ON txns (ts) WHERE status = 1;
-                CREATE INDEX IF NOT EXISTS txns_aborted_by_ts ON txns (ts) WHERE status = 0;
                 """)
             let format = try Self.metaInt(conn, "format")
             guard format <= Self.formatVersion else {
@@ -198,7 +197,9 @@ public final class SQLiteStore: Store, @unchecked Sendable {
             // Aborted records made before they carried a time (by builds before this one;
             // the format did not change, older builds read these rows as before) are
             // stamped with the time of this open, so that record GC prunes them one
-            // retention period from now (through the index above: no scan).
+            // retention period from now (through this index: no scan). After the format
+            // check: a store this build refuses is not touched.
+            try conn.exec("CREATE INDEX IF NOT EXISTS txns_aborted_by_ts ON txns (ts) WHERE status = 0")
             try conn.run(
                 "UPDATE txns SET ts = ? WHERE status = 0 AND ts IS NULL",
                 [.text(Timestamp(wallMillis: Self.wallMillis(), node: 0).text)])

@@ -168,3 +168,40 @@ def test_an_item_may_nest_as_deep_as_a_request_alone(server):
         {'method': 'PUT', 'path': f'/ptr/{pre}neighbour', 'body': 1}]})
     assert s == 400 and error_shape(r, 'bad_json'), f'{s} {show(r)}'
     assert server.get(pre + 'neighbour')[0] == 404
+
+
+def test_one_shot_items_answer_and_count_as_requests_alone(server):
+    """`POST /txn` items are served from the batch's parsed body (a shorter path than other
+    items): the same answers and errors as the request alone, and the same metrics."""
+    pre = unique('batch.one')
+    p = pre + 'p'
+    s, r, _ = server.put(p, {'n': 1})
+    assert s == 200
+    v = r['version']
+    bodies = [
+        {'writes': {pre + 'a': 1}},                       # 200
+        {'expect': {p: '0000000000000000ffff'}, 'writes': {p: 2}},  # 412 with current and values
+        {'writes': {'bad id': 1}},                        # 400 bad_pointer
+        [1, 2],                                           # 400: not an object
+        {'reads': 'nope'},                                # 400 bad_request
+        {'txn': 'not-a-client-id', 'writes': {pre + 'b': 1}},  # 400
+        {'reads': [p], 'expect': {p: v}},                 # 200 with values
+    ]
+    alone = []
+    for b in bodies:
+        s, r, _ = server.call('POST', '/txn', b)
+        alone.append((s, r))
+    before = server.call('GET', '/sys/metrics')[1]['code']['http']['POST /txn']['invocations']
+    out = batch(server, [{'method': 'POST', 'path': '/txn', 'body': b} for b in bodies])
+    after = server.call('GET', '/sys/metrics')[1]['code']['http']['POST /txn']['invocations']
+    assert after - before == len(bodies)
+    for (s, r), o in zip(alone, out):
+        assert o['status'] == s, show((s, r, o))
+        if s >= 400:
+            assert o['body']['error'] == r['error'] and o['body']['retryable'] == r['retryable'], show((r, o))
+            assert set(o['body']) == set(r), show((r, o))
+        else:
+            assert set(o['body']) == set(r), show((r, o))
+    assert out[0]['body']['status'] == 'committed'
+    assert out[1]['status'] == 412 and out[1]['body']['values'][p]['value'] == {'n': 1}
+    assert out[6]['body']['values'][p]['value'] == {'n': 1}
