@@ -47,16 +47,17 @@ extension RestmResponder {
                 throw RestmError(.badRequest, "requests[\(i)]: \(method) \(path) waits or batches and cannot be part of a batch")
             }
             let body = RequestParsing.member(members, "body")
-            // The one-shot, the items the client library sends most: served from the body
-            // already parsed (the same checks and answer as `oneShot`, the same metrics and
-            // log line as `respond`), without a request and a response of its own.
-            if method == .post, path == "/txn" {
+            // The transaction requests the client library sends (one-shots, begins, reads,
+            // commits) are served from the body already parsed — the same checks and answer
+            // as their handler, the same metrics and log line as `respond` — without a
+            // request and a response of their own. Anything unusual takes the general path.
+            if method == .post, let op = Self.directOp(path) {
                 switch body {
                 case nil, .null?:
-                    subrequests.append(.oneShot(nil))
+                    subrequests.append(.direct(op, nil))
                     continue
                 case .object(let fields)?:
-                    subrequests.append(.oneShot(fields))
+                    subrequests.append(.direct(op, fields))
                     continue
                 default: break
                 }
@@ -78,7 +79,7 @@ extension RestmResponder {
                 for (i, sub) in subrequests.enumerated() {
                     switch sub {
                     case .request(let r): group.addTask { (i, await self.batchItem(r, context: context)) }
-                    case .oneShot(let body): group.addTask { (i, await self.oneShotItem(body)) }
+                    case .direct(let op, let body): group.addTask { (i, await self.directItem(op, body)) }
                     }
                 }
                 var out = [String](repeating: "", count: subrequests.count)
@@ -98,28 +99,72 @@ extension RestmResponder {
 
     enum Item: Sendable {
         case request(Request)
-        /// `POST /txn` with this body (nil: none).
-        case oneShot([(String, JSONValue)]?)
+        /// A POST of `Op` with this body (nil: none).
+        case direct(Op, [(String, JSONValue)]?)
     }
 
-    /// A `POST /txn` item: what `respond` would answer for it, as `{"status", "body"}`.
-    func oneShotItem(_ body: [(String, JSONValue)]?) async -> String {
+    enum Op: Sendable {
+        case oneShot, begin
+        case read(String), commit(String)
+
+        var route: String {
+            switch self {
+            case .oneShot: return "POST /txn"
+            case .begin: return "POST /txn/begin"
+            case .read: return "POST /txn/{t}/read"
+            case .commit: return "POST /txn/{t}/commit"
+            }
+        }
+    }
+
+    /// The operation of a POST to `path` served directly, if it is one: `/txn`,
+    /// `/txn/begin`, `/txn/{t}/read`, `/txn/{t}/commit`, with no query and no escapes.
+    static func directOp(_ path: String) -> Op? {
+        guard path.hasPrefix("/txn"), !path.contains("?"), !path.contains("%") else { return nil }
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count >= 2, parts[0].isEmpty, parts[1] == "txn" else { return nil }
+        switch parts.count {
+        case 2: return .oneShot
+        case 3 where parts[2] == "begin": return .begin
+        case 4 where !parts[2].isEmpty && parts[3] == "read": return .read(String(parts[2]))
+        case 4 where !parts[2].isEmpty && parts[3] == "commit": return .commit(String(parts[2]))
+        default: return nil
+        }
+    }
+
+    /// A directly served item: what `respond` would answer for it, as `{"status", "body"}`.
+    func directItem(_ op: Op, _ body: [(String, JSONValue)]?) async -> String {
         let start = ContinuousClock.now
+        let route = op.route
         var status = 200
         var text: String
         do {
             if node.state != .running { throw RestmError(.shuttingDown, "the node is shutting down") }
-            text = try await oneShotAnswer(body)
+            switch op {
+            case .oneShot: text = try await oneShotAnswer(body)
+            case .begin:
+                text = try await beginAnswer(body)
+                status = 201
+            case .read(let t): text = try await readAnswer(body, t)
+            case .commit(let t): text = try await commitAnswer(body, t)
+            }
         } catch let e as RestmError {
             status = e.httpStatus
             text = Reply.errorText(e)
         } catch {
-            node.logger.error("unexpected error", metadata: ["restm.route": "POST /txn", "error": "\(error)"])
+            node.logger.error("unexpected error", metadata: ["restm.route": "\(route)", "error": "\(error)"])
             let e = RestmError(.internal, "internal error: \(error)")
             status = e.httpStatus
             text = Reply.errorText(e)
         }
-        finished("POST /txn", method: .post, path: "/txn", status: status, elapsed: ContinuousClock.now - start, requestID: nil)
+        let path: String
+        switch op {
+        case .oneShot: path = "/txn"
+        case .begin: path = "/txn/begin"
+        case .read(let t): path = "/txn/\(t)/read"
+        case .commit(let t): path = "/txn/\(t)/commit"
+        }
+        finished(route, method: .post, path: path, status: status, elapsed: ContinuousClock.now - start, requestID: nil)
         return "{\"status\":\(status),\"body\":" + text + "}"
     }
 

@@ -207,6 +207,11 @@ public struct RestmResponder: HTTPResponder {
 
     func begin(_ request: Request) async throws -> Response {
         let body = try await RequestParsing.object(request, limit: limits.requestBytesMax, depth: limits.jsonDepthMax)
+        return Reply.json(.created, try await beginAnswer(body))
+    }
+
+    /// `POST /txn/begin` from its parsed body: the answer's JSON text (201; errors thrown).
+    func beginAnswer(_ body: [(String, JSONValue)]?) async throws -> String {
         var readOnly = false
         var timeout: Int?
         var priority: Timestamp?
@@ -248,7 +253,7 @@ public struct RestmResponder: HTTPResponder {
             }
             o.raw("values", values + "}")
         }
-        return Reply.json(.created, o.text)
+        return o.text
     }
 
     func readResult(_ p: String, _ r: ReadResult) -> String {
@@ -260,6 +265,11 @@ public struct RestmResponder: HTTPResponder {
 
     func batchRead(_ request: Request, _ id: String) async throws -> Response {
         let body = try await RequestParsing.object(request, limit: limits.requestBytesMax, depth: limits.jsonDepthMax)
+        return Reply.json(.ok, try await readAnswer(body, id))
+    }
+
+    /// `POST /txn/{t}/read` from its parsed body: the answer's JSON text (errors thrown).
+    func readAnswer(_ body: [(String, JSONValue)]?, _ id: String) async throws -> String {
         guard let list = RequestParsing.member(body, "ptrs") else { throw RestmError(.badRequest, "the body must be {\"ptrs\": [ids]}") }
         let ptrs = try RequestParsing.pointerList(list, field: "ptrs")
         guard ptrs.count <= limits.batchReadMax else { throw RestmError(.tooLarge, "at most \(limits.batchReadMax) pointers per batch read") }
@@ -275,11 +285,16 @@ public struct RestmResponder: HTTPResponder {
             out += ":" + readResult(p, r)
         }
         out += "}}"
-        return Reply.json(.ok, out)
+        return out
     }
 
     func commit(_ request: Request, _ id: String) async throws -> Response {
         let body = try await RequestParsing.object(request, limit: limits.requestBytesMax, depth: limits.jsonDepthMax)
+        return Reply.json(.ok, try await commitAnswer(body, id))
+    }
+
+    /// `POST /txn/{t}/commit` from its parsed body: the answer's JSON text (errors thrown).
+    func commitAnswer(_ body: [(String, JSONValue)]?, _ id: String) async throws -> String {
         var writes = try RequestParsing.writeMap(RequestParsing.member(body, "writes"), field: "writes", valueMax: limits.valueBytesMax)
         for p in try RequestParsing.pointerList(RequestParsing.member(body, "deletes"), field: "deletes") { writes.append((p, nil)) }
         let ts: Timestamp
@@ -295,7 +310,7 @@ public struct RestmResponder: HTTPResponder {
         o.string("txn", id)
         o.string("status", "committed")
         o.string("ts", ts.text)
-        return Reply.json(.ok, o.text)
+        return o.text
     }
 
     func abort(_ request: Request, _ id: String) async throws -> Response {

@@ -205,3 +205,60 @@ def test_one_shot_items_answer_and_count_as_requests_alone(server):
     assert out[0]['body']['status'] == 'committed'
     assert out[1]['status'] == 412 and out[1]['body']['values'][p]['value'] == {'n': 1}
     assert out[6]['body']['values'][p]['value'] == {'n': 1}
+
+
+def test_transaction_items_answer_and_count_as_requests_alone(server):
+    """Begins, reads and commits in a batch take the same shorter path as one-shots: the
+    same answers and errors as alone, and the same metrics."""
+    pre = unique('batch.txn')
+    p = pre + 'p'
+    assert server.put(p, {'n': 1})[0] == 200
+
+    def routes():
+        http = server.call('GET', '/sys/metrics')[1]['code']['http']
+        return {k: http.get(k, {}).get('invocations', 0) for k in
+                ('POST /txn/begin', 'POST /txn/{t}/read', 'POST /txn/{t}/commit')}
+
+    before = routes()
+    out = batch(server, [
+        {'method': 'POST', 'path': '/txn/begin', 'body': {'reads': [p, pre + 'absent']}},
+        {'method': 'POST', 'path': '/txn/begin'},
+        {'method': 'POST', 'path': '/txn/begin', 'body': {'timeoutMs': 'x'}},
+        {'method': 'POST', 'path': '/txn/nosuch/read', 'body': {'ptrs': [p]}},
+        {'method': 'POST', 'path': '/txn/nosuch/commit'},
+        {'method': 'POST', 'path': '/txnx'},
+        {'method': 'POST', 'path': '/txn/begin', 'body': [1]},
+    ])
+    assert out[0]['status'] == 201 and out[0]['body']['values'][p]['value'] == {'n': 1}
+    assert out[0]['body']['values'][pre + 'absent']['value'] is None
+    assert out[1]['status'] == 201 and 'values' not in out[1]['body']
+    assert out[2]['status'] == 400 and error_shape(out[2]['body'], 'bad_request')
+    assert out[3]['status'] == 404 and error_shape(out[3]['body'], 'txn_not_found')
+    assert out[4]['status'] == 404 and error_shape(out[4]['body'], 'txn_not_found')
+    assert out[5]['status'] == 404 and error_shape(out[5]['body'], 'no_such_route')
+    assert out[6]['status'] == 400 and error_shape(out[6]['body'], 'bad_request')
+    # The same answers alone.
+    s, r, _ = server.call('POST', '/txn/begin', {'timeoutMs': 'x'})
+    assert s == 400 and r['error'] == out[2]['body']['error']
+    s, r, _ = server.call('POST', '/txn/nosuch/read', {'ptrs': [p]})
+    assert s == 404 and r['error'] == out[3]['body']['error']
+    # Read and commit the begun transactions through batches.
+    t0, t1 = out[0]['body']['txn'], out[1]['body']['txn']
+    out2 = batch(server, [
+        {'method': 'POST', 'path': f'/txn/{t1}/read', 'body': {'ptrs': [p]}},
+        {'method': 'POST', 'path': f'/txn/{t0}/commit', 'body': {'writes': {p: {'n': 2}}}},
+    ])
+    assert out2[0]['status'] == 200 and out2[0]['body']['values'][p]['value'] == {'n': 1}
+    assert out2[1]['status'] == 200 and out2[1]['body']['status'] == 'committed'
+    assert out2[1]['body']['txn'] == t0
+    out3 = batch(server, [{'method': 'POST', 'path': f'/txn/{t1}/commit', 'body': {'writes': {p: {'n': 3}}}},
+                          {'method': 'POST', 'path': f'/txn/{t0}/commit'}])
+    # t1 read n=1 before t0 wrote n=2: its write conflicts; committing t0 again answers its outcome.
+    assert out3[0]['status'] == 409 and error_shape(out3[0]['body'], 'conflict'), show(out3)
+    assert out3[0]['body']['retryable'] is True
+    assert out3[1]['status'] == 200 and out3[1]['body']['ts'] == out2[1]['body']['ts']
+    assert server.value(p) == {'n': 2}
+    after = routes()
+    assert after['POST /txn/begin'] - before['POST /txn/begin'] == 5
+    assert after['POST /txn/{t}/read'] - before['POST /txn/{t}/read'] == 3
+    assert after['POST /txn/{t}/commit'] - before['POST /txn/{t}/commit'] == 4
