@@ -120,7 +120,11 @@ extension RestmResponder {
     /// The operation of a POST to `path` served directly, if it is one: `/txn`,
     /// `/txn/begin`, `/txn/{t}/read`, `/txn/{t}/commit`, with no query and no escapes.
     static func directOp(_ path: String) -> Op? {
-        guard path.hasPrefix("/txn"), !path.contains("?"), !path.contains("%") else { return nil }
+        // No query, no escapes, no control bytes (which a request's fields would turn into
+        // spaces): those take the general path.
+        guard path.hasPrefix("/txn"), !path.utf8.contains(where: { $0 == 0x3F || $0 == 0x25 || $0 < 0x20 || $0 == 0x7F }) else {
+            return nil
+        }
         let parts = path.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count >= 2, parts[0].isEmpty, parts[1] == "txn" else { return nil }
         switch parts.count {
@@ -135,11 +139,14 @@ extension RestmResponder {
     /// A directly served item: what `respond` would answer for it, as `{"status", "body"}`.
     func directItem(_ op: Op, _ body: [(String, JSONValue)]?) async -> String {
         let start = ContinuousClock.now
-        let route = op.route
+        var route = op.route
         var status = 200
         var text: String
         do {
-            if node.state != .running { throw RestmError(.shuttingDown, "the node is shutting down") }
+            if node.state != .running {
+                route = "unmatched"  // as `dispatch` counts it: refused before routing
+                throw RestmError(.shuttingDown, "the node is shutting down")
+            }
             switch op {
             case .oneShot: text = try await oneShotAnswer(body)
             case .begin:

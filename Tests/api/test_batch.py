@@ -228,7 +228,16 @@ def test_transaction_items_answer_and_count_as_requests_alone(server):
         {'method': 'POST', 'path': '/txn/nosuch/commit'},
         {'method': 'POST', 'path': '/txnx'},
         {'method': 'POST', 'path': '/txn/begin', 'body': [1]},
+        {'method': 'POST', 'path': '/txn/'},
+        {'method': 'POST', 'path': '/txn//commit'},
+        {'method': 'POST', 'path': '/txn/begin/read', 'body': {'ptrs': [p]}},
+        {'method': 'post', 'path': '/txn/begin'},
     ])
+    for i, path in ((7, '/txn/'), (8, '/txn//commit'), (9, '/txn/begin/read')):
+        body = {'ptrs': [p]} if i == 9 else None
+        s, r, _ = server.call('POST', path, body)
+        assert out[i]['status'] == s and out[i]['body']['error'] == r['error'], show((path, s, r, out[i]))
+    assert out[10]['status'] == 201
     assert out[0]['status'] == 201 and out[0]['body']['values'][p]['value'] == {'n': 1}
     assert out[0]['body']['values'][pre + 'absent']['value'] is None
     assert out[1]['status'] == 201 and 'values' not in out[1]['body']
@@ -259,6 +268,6 @@ def test_transaction_items_answer_and_count_as_requests_alone(server):
     assert out3[1]['status'] == 200 and out3[1]['body']['ts'] == out2[1]['body']['ts']
     assert server.value(p) == {'n': 2}
     after = routes()
-    assert after['POST /txn/begin'] - before['POST /txn/begin'] == 5
-    assert after['POST /txn/{t}/read'] - before['POST /txn/{t}/read'] == 3
-    assert after['POST /txn/{t}/commit'] - before['POST /txn/{t}/commit'] == 4
+    assert after['POST /txn/begin'] - before['POST /txn/begin'] == 6
+    assert after['POST /txn/{t}/read'] - before['POST /txn/{t}/read'] == 5
+    assert after['POST /txn/{t}/commit'] - before['POST /txn/{t}/commit'] == 6
