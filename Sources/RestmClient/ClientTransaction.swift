@@ -132,19 +132,12 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
             rest = rest.dropFirst(part.count)
         }
         guard let handle else { throw ClientError.transport("the transaction was never begun") }
-        var parts: [[String]] = []
-        while !rest.isEmpty {
-            parts.append(Array(rest.prefix(Self.batchMax)))
-            rest = rest.dropFirst(Self.batchMax)
-        }
-        parts.reverse()
+        var parts = Self.parts(rest)
         while let part = parts.popLast() {
             do {
                 for (p, r) in try await backend.read(handle, part) { fetched[p] = r }
             } catch let e as ClientError where e.isAnswerTooLarge && part.count > 1 {
-                // Over the node's `answerBytesMax`: in halves (a refused read writes nothing).
-                parts.append(Array(part[(part.count / 2)...]))
-                parts.append(Array(part[..<(part.count / 2)]))
+                Self.split(part, into: &parts)  // a refused read writes nothing
             }
         }
         state.withLock { s in
@@ -154,6 +147,21 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
         }
         for p in missing { if let v = fetched[p]?.value { out[p] = v } }
         return out
+    }
+
+    /// Read requests of at most `batchMax` pointers (a node's limit), as a stack: the first
+    /// part is popped first.
+    static func parts(_ ptrs: ArraySlice<String>) -> [[String]] {
+        stride(from: ptrs.startIndex, to: ptrs.endIndex, by: batchMax)
+            .map { Array(ptrs[$0..<min($0 + batchMax, ptrs.endIndex)]) }
+            .reversed()
+    }
+
+    /// A part whose answer would pass the node's `answerBytesMax` (413): its two halves go
+    /// back on the stack, the first half on top.
+    static func split(_ part: [String], into parts: inout [[String]]) {
+        parts.append(Array(part[(part.count / 2)...]))
+        parts.append(Array(part[..<(part.count / 2)]))
     }
 
     /// The handle of the begin that another read started, once it has answered; nil when
@@ -183,23 +191,16 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
         for p in missing {
             if let e = cache.lookup(p) { got.append((p, e.value, e.version)) } else { misses.append(p) }
         }
-        var parts: [[String]] = []
-        var rest = misses[...]
-        while !rest.isEmpty {
-            parts.append(Array(rest.prefix(Self.batchMax)))
-            rest = rest.dropFirst(Self.batchMax)
-        }
-        parts.reverse()
+        var parts = Self.parts(misses[...])
         while let part = parts.popLast() {
             let ts: Timestamp
             let values: [String: ReadValue]
             do {
                 (ts, values) = try await backend.snapshotRead(part)
             } catch let e as ClientError where e.isAnswerTooLarge && part.count > 1 {
-                // Over the node's `answerBytesMax`: in halves (each part its own snapshot, as
-                // parts of 1,000 already are; the commit checks every version read).
-                parts.append(Array(part[(part.count / 2)...]))
-                parts.append(Array(part[..<(part.count / 2)]))
+                // Each part is its own snapshot, as parts of 1,000 already are; the commit
+                // checks every version read.
+                Self.split(part, into: &parts)
                 continue
             }
             for p in part {

@@ -115,6 +115,15 @@ extension RestmResponder {
             case .commit: return "POST /txn/{t}/commit"
             }
         }
+
+        var path: String {
+            switch self {
+            case .oneShot: return "/txn"
+            case .begin: return "/txn/begin"
+            case .read(let t): return "/txn/\(t)/read"
+            case .commit(let t): return "/txn/\(t)/commit"
+            }
+        }
     }
 
     /// The operation of a POST to `path` served directly, if it is one: `/txn`,
@@ -164,14 +173,7 @@ extension RestmResponder {
             status = e.httpStatus
             text = Reply.errorText(e)
         }
-        let path: String
-        switch op {
-        case .oneShot: path = "/txn"
-        case .begin: path = "/txn/begin"
-        case .read(let t): path = "/txn/\(t)/read"
-        case .commit(let t): path = "/txn/\(t)/commit"
-        }
-        finished(route, method: .post, path: path, status: status, elapsed: ContinuousClock.now - start, requestID: nil)
+        finished(route, method: .post, path: op.path, status: status, elapsed: ContinuousClock.now - start, requestID: nil)
         return "{\"status\":\(status),\"body\":" + text + "}"
     }
 
