@@ -118,6 +118,7 @@ let package = Package(
                 "RestmHTTP", "RestmNode", "RestmStore", "RestmTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -25,7 +25,7 @@ public struct AnswerBudget: Sendable {
                 .tooLarge,
                 "the values read would make an answer of more than \(AnswerBudget.size(max)) \(AnswerBudget.marker); read fewer pointers per request")
         }
-        try BatchAnswerBudget.current?.charge(n)
+        try AnswerBytes.charge(n)
     }
 
     /// In the message of the 413 an answer over `answerBytesMax` gets: the client library
@@ -62,5 +62,76 @@ public final class BatchAnswerBudget: Sendable {
         throw RestmError(
             .overloaded,
             "the answers of this batch would carry more than \(AnswerBudget.size(max)) of values read (batchAnswerBytesMax); send this request again, alone or in a smaller batch")
+    }
+}
+
+/// The shared budgets an answer's read results are charged to beside its own: the batch it
+/// is part of (`BatchAnswerBudget`) and the node's answers in flight (`AnswerLease`), each
+/// when the request runs under one.
+public enum AnswerBytes {
+    public static func charge(_ bytes: Int) throws(RestmError) {
+        try BatchAnswerBudget.current?.charge(bytes)
+        try AnswerLease.current?.charge(bytes)
+    }
+}
+
+/// The bytes of read results held by every answer a node is building or sending at once
+/// (`answerBytesInFlightMax`). Each answer is bounded on its own, but not how many arrive
+/// together: without this, a few hundred concurrent reads of 16 MiB would hold gigabytes.
+/// A request that would pass it fails with 503 `overloaded` (retryable, nothing changed).
+public final class AnswerPool: Sendable {
+    public let max: Int
+    private let used = Atomic<Int>(0)
+
+    public init(max: Int) {
+        self.max = max
+    }
+
+    /// Bytes held now.
+    public var inUse: Int { used.load(ordering: .relaxed) }
+
+    /// Takes `bytes` if they fit, all or nothing.
+    func take(_ bytes: Int) -> Bool {
+        var current = used.load(ordering: .relaxed)
+        while current + bytes <= max {
+            let (exchanged, original) = used.compareExchange(expected: current, desired: current + bytes, ordering: .relaxed)
+            if exchanged { return true }
+            current = original
+        }
+        return false
+    }
+
+    func give(_ bytes: Int) {
+        used.wrappingSubtract(bytes, ordering: .relaxed)
+    }
+}
+
+/// What one request (a batch with all its items) took from the node's `AnswerPool`, a
+/// task-local that the HTTP layer sets around the request and keeps alive with its answer:
+/// the bytes go back when the lease is released, once the answer has been sent (or dropped).
+public final class AnswerLease: Sendable {
+    @TaskLocal public static var current: AnswerLease?
+
+    public let pool: AnswerPool
+    private let taken = Atomic<Int>(0)
+
+    public init(pool: AnswerPool) {
+        self.pool = pool
+    }
+
+    /// Bytes this lease holds.
+    public var holding: Int { taken.load(ordering: .relaxed) }
+
+    public func charge(_ bytes: Int) throws(RestmError) {
+        guard pool.take(bytes) else {
+            throw RestmError(
+                .overloaded,
+                "the node holds \(AnswerBudget.size(pool.max)) of read answers being built or sent (answerBytesInFlightMax); send this request again later")
+        }
+        taken.wrappingAdd(bytes, ordering: .relaxed)
+    }
+
+    deinit {
+        pool.give(taken.load(ordering: .relaxed))
     }
 }

@@ -20,6 +20,10 @@ public struct Limits: Sendable {
     /// Bytes of read results in all answers of one `POST /batch`: an item past it is 503
     /// `overloaded` (retryable). Below the client library's 64 MiB answer limit.
     public var batchAnswerBytesMax: Int = 32 << 20
+    /// Bytes of read results in all answers the node is building or sending at once: a
+    /// request that would pass it is 503 `overloaded` (retryable). Bounds the memory of
+    /// many large reads arriving together; keep it above `batchAnswerBytesMax`.
+    public var answerBytesInFlightMax: Int = 256 << 20
     /// Default idle time between a transaction's requests before it is aborted.
     public var txnIdleTimeoutMs: Int = 30_000
     /// Largest idle timeout a client may ask for.
@@ -76,4 +80,28 @@ public struct Limits: Sendable {
     public var pageItemsMax: Int = 1_000
 
     public init() {}
+
+    /// Settings that contradict each other, each as a sentence (empty when consistent). A
+    /// node logs them as warnings when it opens; they are not refused, because tests shrink
+    /// single limits on purpose.
+    public var problems: [String] {
+        var out: [String] = []
+        let txnMs = max(txnLifetimeMs, txnIdleTimeoutMsMax, intentLeaseMs, autoRetryDeadlineMs)
+        if txnRecordRetentionMs < 2 * txnMs {
+            out.append(
+                "txnRecordRetentionMs (\(txnRecordRetentionMs)) is less than twice the longest a transaction, its intents or a retried request may live (\(txnMs) ms): "
+                    + "records and fences may be pruned while a client may still ask about them or resend them")
+        }
+        if answerBytesMax < valueBytesMax + 1_024 {
+            out.append("answerBytesMax (\(answerBytesMax)) is not above valueBytesMax (\(valueBytesMax)): a value of the largest size cannot be read")
+        }
+        if batchAnswerBytesMax < answerBytesMax {
+            out.append("batchAnswerBytesMax (\(batchAnswerBytesMax)) is below answerBytesMax (\(answerBytesMax)): some answers fit alone but never in a batch")
+        }
+        if answerBytesInFlightMax < max(answerBytesMax, batchAnswerBytesMax) {
+            out.append(
+                "answerBytesInFlightMax (\(answerBytesInFlightMax)) is below answerBytesMax or batchAnswerBytesMax: the largest answers are refused even on an idle node")
+        }
+        return out
+    }
 }

@@ -3424,6 +3424,7 @@ enum OpenAPIDocument {
                   "pointersPerTxnMax",
                   "answerBytesMax",
                   "batchAnswerBytesMax",
+                  "answerBytesInFlightMax",
                   "txnIdleTimeoutMs",
                   "txnLifetimeMs",
                   "openTxnsMax",
@@ -3504,7 +3505,8 @@ enum OpenAPIDocument {
                   "gcRecordsPruned",
                   "gcCut",
                   "workers",
-                  "taskStepsRunning"
+                  "taskStepsRunning",
+                  "answerBytesInFlight"
                 ],
                 "properties": {
                   "groupCommitAvgSize": {

@@ -39,7 +39,18 @@ public struct RestmResponder: HTTPResponder {
                 }
                 try node.observeClientToken(ts)
             }
-            response = try await dispatch(request, context: context, route: &route)
+            if AnswerLease.current == nil {
+                // A request of its own (a batch's items share the batch's lease): what its
+                // answer holds of read results counts against the node's answers in flight
+                // until the answer has been sent.
+                let lease = AnswerLease(pool: node.answerPool)
+                response = try await AnswerLease.$current.withValue(lease) {
+                    try await dispatch(request, context: context, route: &route)
+                }
+                if lease.holding > 0 { response.body = Self.holding(response.body, lease) }
+            } else {
+                response = try await dispatch(request, context: context, route: &route)
+            }
         } catch let e as RestmError {
             response = Reply.error(e)
         } catch {
@@ -53,6 +64,14 @@ public struct RestmResponder: HTTPResponder {
         if let given { response.headers[.xRequestID] = given }
         finished(route, method: request.method, path: request.uri.path, status: response.status.code, elapsed: elapsed, requestID: given)
         return response
+    }
+
+    /// `body`, keeping `lease` (and the bytes it holds) until it has been written or dropped.
+    static func holding(_ body: ResponseBody, _ lease: AnswerLease) -> ResponseBody {
+        ResponseBody(contentLength: body.contentLength) { writer in
+            try await body.write(writer)
+            withExtendedLifetime(lease) {}
+        }
     }
 
     /// The metrics and the log line of every request (and of every batch item).
@@ -413,7 +432,7 @@ public struct RestmResponder: HTTPResponder {
         try PointerID.validate(p)
         if let t = try txnParameter(request) {
             let r = try await node.read(t, p)
-            try BatchAnswerBudget.current?.charge(p.utf8.count + (r.value?.utf8.count ?? 4) + 48)
+            try AnswerBytes.charge(p.utf8.count + (r.value?.utf8.count ?? 4) + 48)
             var o = JSONObject()
             o.string("ptr", p)
             o.raw("value", r.value)
@@ -425,7 +444,7 @@ public struct RestmResponder: HTTPResponder {
         guard let v = try await node.get(p, at: at), let value = v.value else {
             throw RestmError(.notFound, "pointer \(p) does not exist\(at == nil ? "" : " at that time")")
         }
-        try BatchAnswerBudget.current?.charge(p.utf8.count + value.utf8.count + 48)
+        try AnswerBytes.charge(p.utf8.count + value.utf8.count + 48)
         var o = JSONObject()
         o.string("ptr", p)
         o.raw("value", value)
@@ -504,6 +523,9 @@ public struct RestmResponder: HTTPResponder {
             out += o.text
         }
         out += "],\"next\":" + (next.map { JSONWriter.quoted($0.text) } ?? "null") + "}"
+        // The page is bounded on its own (`answerBytesMax`); it also counts against a
+        // batch's budget and the node's answers in flight.
+        try AnswerBytes.charge(out.utf8.count)
         return Reply.json(.ok, out)
     }
 

@@ -96,6 +96,7 @@ extension RestmResponder {
         l.int("pointersPerTxnMax", c.limits.pointersPerTxnMax)
         l.int("answerBytesMax", c.limits.answerBytesMax)
         l.int("batchAnswerBytesMax", c.limits.batchAnswerBytesMax)
+        l.int("answerBytesInFlightMax", c.limits.answerBytesInFlightMax)
         l.int("txnIdleTimeoutMs", c.limits.txnIdleTimeoutMs)
         l.int("txnLifetimeMs", c.limits.txnLifetimeMs)
         l.int("openTxnsMax", c.limits.openTxnsMax)
@@ -165,6 +166,7 @@ struct MetricsReport {
         scalars.string("gcCut", gc.cut.text)
         scalars.int("workers", tasks.workerCount)
         scalars.int("taskStepsRunning", tasks.runningSteps)
+        scalars.int("answerBytesInFlight", node.answerPool.inUse)
         var txns = JSONObject()
         let c = snap.counters
         txns.int("begun", c["txn_begun"] ?? 0)
@@ -209,6 +211,7 @@ struct MetricsReport {
         gauge("restm_intents", "Write intents held.", totals.intents)
         gauge("restm_waiters", "Reads waiting on intents.", totals.waiters)
         gauge("restm_commit_queue_depth", "Commits queued for the store writer.", node.commitQueueDepth)
+        gauge("restm_answer_bytes_in_flight", "Bytes of read results in answers being built or sent.", node.answerPool.inUse)
         let gc = node.gcStatus
         counter("restm_gc_passes_total", "Completed version-GC passes over every pointer.", gc.passes)
         counter("restm_gc_versions_pruned_total", "Versions deleted by version GC.", gc.versionsPruned)

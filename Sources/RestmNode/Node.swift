@@ -79,6 +79,9 @@ public final class Node: Sendable {
     let durableCommits = Atomic<Int>(0)
     /// The last ten minutes of the main figures, one sample a second (explorer charts).
     public let history = MetricsHistory()
+    /// Read results held by the answers the HTTP layer is building or sending
+    /// (`answerBytesInFlightMax`).
+    public let answerPool: AnswerPool
 
     init(store: any Store, configuration: NodeConfiguration, incarnation: UInt64, ceiling: Timestamp, logger: Logger) {
         self.configuration = configuration
@@ -102,6 +105,7 @@ public final class Node: Sendable {
             store: store, batchMax: configuration.limits.groupCommitBatchMax,
             queueMax: configuration.limits.commitQueueMax, metrics: metrics,
             ceilingLeadMillis: UInt64(configuration.limits.ceilingLeadMs))
+        self.answerPool = AnswerPool(max: configuration.limits.answerBytesInFlightMax)
         self.registry = TxnRegistry(limits: configuration.limits)
         self.watches = WatchHub(watchersMax: configuration.limits.watchersMax)
     }
@@ -120,6 +124,7 @@ public final class Node: Sendable {
         var l = logger
         l[metadataKey: "restm.node"] = "\(configuration.nodeID)"
         l.info("node open", metadata: ["restm.incarnation": "\(incarnation)", "restm.store": "\(store.location)"])
+        for problem in configuration.limits.problems { l.warning("limits contradict each other", metadata: ["restm.problem": "\(problem)"]) }
         node.activity.add("node \(configuration.nodeID) incarnation \(incarnation) opened on \(store.kind) store \(store.location)")
         return node
     }

@@ -31,7 +31,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Directory of the embedded SQLite store.") var data = "./restm-data"
     @Option(help: "sync: acknowledge commits after fsync. async: relax only the fsync.") var durability = "sync"
     @Option(help: "Shards (the unit of locking and, later, ownership).") var shards = 64
-    @Option(help: "Largest value in bytes.") var valueBytesMax = 1 << 20
+    @Option(help: "Largest value in bytes (at most 16 MiB).") var valueBytesMax = 1 << 20
     @Option(help: "Default transaction idle timeout in milliseconds.") var txnTimeoutMs = 30_000
     @Option(help: "Transactions open at once.") var openTxnsMax = 10_000
     @Option(help: "How far back snapshot reads (?at=) reach, e.g. 10m, 1h, 90s.") var retention = "10m"
@@ -43,6 +43,9 @@ struct Serve: AsyncParsableCommand {
         guard Durability(rawValue: durability) != nil else { throw ValidationError("--durability must be sync or async") }
         guard (1...65535).contains(port) else { throw ValidationError("--port must be 1–65535") }
         guard (1...4096).contains(shards) else { throw ValidationError("--shards must be 1–4096") }
+        // Answers of reads are bounded (16 MiB each, 32 MiB per batch, under the client
+        // library's 64 MiB): a larger value could be written but never read back.
+        guard (1...(16 << 20)).contains(valueBytesMax) else { throw ValidationError("--value-bytes-max must be 1–16777216") }
         guard Serve.parseDuration(retention) != nil else { throw ValidationError("--retention must look like 90s, 10m or 2h") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level") }
         guard (0...256).contains(workers ?? 0) else { throw ValidationError("--workers must be 0–256") }
@@ -70,6 +73,9 @@ struct Serve: AsyncParsableCommand {
         config.shardCount = shards
         config.limits.valueBytesMax = valueBytesMax
         config.limits.requestBytesMax = max(config.limits.requestBytesMax, valueBytesMax * 2)
+        // One value of the largest size must fit an answer, and such an answer a batch.
+        config.limits.answerBytesMax = max(config.limits.answerBytesMax, valueBytesMax + (1 << 20))
+        config.limits.batchAnswerBytesMax = max(config.limits.batchAnswerBytesMax, 2 * config.limits.answerBytesMax)
         config.limits.txnIdleTimeoutMs = txnTimeoutMs
         config.limits.openTxnsMax = openTxnsMax
         config.limits.retentionMs = Serve.parseDuration(retention)!

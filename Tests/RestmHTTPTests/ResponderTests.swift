@@ -2,6 +2,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
+import NIOEmbedded
 import RestmCore
 import RestmHTTP
 import RestmNode
@@ -165,6 +166,115 @@ import Testing
             let whole = try json(try await client.execute(uri: "/ptr/big1/history?limit=10", method: .get))
             #expect(whole["next"]?.isNull == true)
         }
+    }
+
+    /// The read results of all answers in flight share the node's `answerBytesInFlightMax`:
+    /// an answer that would pass it is 503 `overloaded` (retryable, nothing changes), and
+    /// every answer gives its bytes back once sent — alone, in a batch, as an error.
+    @Test func answersInFlightShareTheNodesBudget() async throws {
+        let app = try await app { l in
+            l.answerBytesMax = 8_192
+            l.batchAnswerBytesMax = 8_192
+            l.answerBytesInFlightMax = 3_000
+        }
+        try await app.test(.router) { client in
+            let kb = "\"" + String(repeating: "v", count: 1_000) + "\""
+            for i in 0..<4 {
+                #expect(try await client.execute(uri: "/ptr/big\(i)", method: .put, body: ByteBuffer(string: kb)).status == .ok)
+            }
+            func inFlight() async throws -> Int? {
+                try json(try await client.execute(uri: "/sys/metrics", method: .get))["scalars"]?["answerBytesInFlight"]?.intValue
+            }
+            #expect(try await inFlight() == 0)
+            // Two values (~2.1 KB) fit; three (~3.2 KB) do not, though the answer's own limit
+            // would allow them.
+            let two = try await client.execute(uri: "/txn/begin", method: .post, body: ByteBuffer(string: #"{"reads": ["big0", "big1"]}"#))
+            #expect(two.status == .created)
+            let three = try await client.execute(uri: "/txn/begin", method: .post, body: ByteBuffer(string: #"{"reads": ["big0", "big1", "big2"]}"#))
+            #expect(three.status.code == 503)
+            let e = try json(three)
+            #expect(e["error"]?.stringValue == "overloaded")
+            #expect(e["retryable"]?.boolValue == true)
+            #expect(e["message"]?.stringValue?.contains("answerBytesInFlightMax") == true)
+            // A one-shot refused so writes nothing.
+            let one = try await client.execute(
+                uri: "/txn", method: .post, body: ByteBuffer(string: #"{"reads": ["big0", "big1", "big2"], "writes": {"x": 1}}"#))
+            #expect(one.status.code == 503)
+            #expect(try await client.execute(uri: "/ptr/x", method: .get).status.code == 404)
+            // A batch's items share one lease: two items of two values each pass it together.
+            let item = #"{"method": "POST", "path": "/txn", "body": {"reads": ["big0", "big1"]}}"#
+            let batch = try await client.execute(uri: "/batch", method: .post, body: ByteBuffer(string: "{\"requests\": [\(item), \(item)]}"))
+            #expect(batch.status == .ok)
+            let statuses = (try json(batch)["responses"]).flatMap { r -> [Int]? in
+                guard case .array(let a) = r else { return nil }
+                return a.compactMap { $0["status"]?.intValue }.sorted()
+            }
+            #expect(statuses == [200, 503])
+            // History pages count too.
+            let page = try await client.execute(uri: "/ptr/big0/history", method: .get)
+            #expect(page.status == .ok)
+            // Every answer has been sent: nothing is held.
+            #expect(try await inFlight() == 0)
+        }
+    }
+
+    /// The bytes stay taken while the answer exists unsent, and go back once it is written.
+    @Test func anAnswerHoldsItsBytesUntilWritten() async throws {
+        var c = NodeConfiguration()
+        c.shardCount = 4
+        let node = try await Node.open(store: MemoryStore(), configuration: c)
+        let responder = RestmResponder(node: node)
+        let t = try await node.begin()
+        try node.write(t, "v", value: "\"" + String(repeating: "x", count: 500) + "\"")
+        _ = try await node.commit(t)
+        let context = BasicRequestContext(source: ApplicationRequestContextSource(channel: EmbeddedChannel(), logger: node.logger))
+        let head = HTTPRequest(method: .get, scheme: nil, authority: nil, path: "/ptr/v", headerFields: [:])
+        var response: Response? = try await responder.respond(to: Request(head: head, body: RequestBody(buffer: ByteBuffer())), context: context)
+        #expect(node.answerPool.inUse > 500)
+        let sink = Sink()
+        try await response?.body.write(sink)
+        #expect(sink.bytes > 500)
+        response = nil
+        #expect(node.answerPool.inUse == 0)
+    }
+
+    final class Sink: ResponseBodyWriter, @unchecked Sendable {
+        var bytes = 0
+        func write(_ buffer: ByteBuffer) async throws { bytes += buffer.readableBytes }
+        func finish(_ trailingHeaders: HTTPFields?) async throws {}
+    }
+
+    @Test func limitsThatContradictEachOtherAreNamed() {
+        #expect(Limits().problems.isEmpty)
+        var l = Limits()
+        l.txnRecordRetentionMs = 1
+        l.answerBytesMax = l.valueBytesMax
+        l.answerBytesInFlightMax = 1
+        let p = l.problems
+        #expect(p.count == 3, "\(p)")
+        #expect(p.contains { $0.hasPrefix("txnRecordRetentionMs") })
+        #expect(p.contains { $0.hasPrefix("answerBytesMax") })
+        #expect(p.contains { $0.hasPrefix("answerBytesInFlightMax") })
+        l = Limits()
+        l.batchAnswerBytesMax = l.answerBytesMax - 1
+        #expect(l.problems.count == 1)
+    }
+
+    /// A lease holds its bytes until it is released (its answer sent), and only then may
+    /// another answer take them.
+    @Test func aLeaseHoldsItsBytesUntilReleased() throws {
+        let pool = AnswerPool(max: 1_000)
+        var a: AnswerLease? = AnswerLease(pool: pool)
+        try a?.charge(600)
+        let b = AnswerLease(pool: pool)
+        #expect(throws: RestmError.self) { try b.charge(600) }
+        try b.charge(400)
+        #expect(pool.inUse == 1_000)
+        #expect(a?.holding == 600)
+        a = nil
+        #expect(pool.inUse == 400)
+        try b.charge(600)
+        #expect(pool.inUse == 1_000)
     }
 
     @Test func metricsInBothFormats() async throws {
