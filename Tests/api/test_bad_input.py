@@ -484,3 +484,32 @@ def test_node_still_healthy(server):
     assert server.alive(), 'the node process exited'
     s, r, _ = server.call('GET', '/sys/health')
     assert s == 200 and r == {'status': 'ok'}, f'/sys/health -> {s} {show(r)}'
+
+
+def test_value_limit_of_serve(tmp_path):
+    """`restm serve --value-bytes-max` takes at most 16 MiB (answers of reads are bounded,
+    so a larger value could be written and never read), and at 16 MiB a value of that size
+    is written and read back: the node raises its answer limits with the value limit."""
+    from restm_testlib import Server, restm_bin
+    import subprocess
+    over = subprocess.run([str(restm_bin()), 'serve', '--data', str(tmp_path / 'refused'),
+                           '--port', '1', '--value-bytes-max', str(16 * MIB + 1)],
+                          capture_output=True, text=True, timeout=60)
+    assert over.returncode != 0, f'--value-bytes-max above 16 MiB was accepted: {over.stdout}'
+    assert '--value-bytes-max' in over.stderr, f'the refusal does not name the option: {over.stderr}'
+    node = Server(name='value-16mib', extra_args=['--value-bytes-max', str(16 * MIB)])
+    try:
+        node.start()
+        s, info, _ = node.call('GET', '/sys/info')
+        assert s == 200 and info['limits']['answerBytesMax'] > 16 * MIB, show(info)
+        assert info['limits']['batchAnswerBytesMax'] >= info['limits']['answerBytesMax'], show(info)
+        p = unique('big') + 'v'
+        s, r, _ = node.call('PUT', f'/ptr/{p}', raw=big_string_body(16 * MIB))
+        assert s == 200, f'PUT of a 16 MiB value -> {s} {show(r)}'
+        s, r, _ = node.get(p, timeout=60)
+        assert s == 200 and len(r['value']) == 16 * MIB - 2, f'GET of a 16 MiB value -> {s} {show(r)}'
+        t = node.begin()
+        s, r = node.read_many(t, [p])
+        assert s == 200 and len(r['values'][p]['value']) == 16 * MIB - 2, f'batch read of a 16 MiB value -> {s} {show(r)}'
+    finally:
+        node.close()
