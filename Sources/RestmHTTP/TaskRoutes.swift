@@ -24,7 +24,7 @@ extension RestmResponder {
             let id = String(segments[2])
             let info = try await tasks.info(id)
             if RequestParsing.wantsHTML(request) { return try await Explorer(node: node, tasks: tasks).task(id, info) }
-            return Reply.json(.ok, info.compactText)
+            return try counted(.ok, info.compactText)
 
         case ("task", 3) where segments[1] == "result":
             route = "GET /task/result/{id}"
@@ -32,11 +32,11 @@ extension RestmResponder {
             let timeout = min(try RequestParsing.intQuery(request, "timeoutMs", default: 30_000), limits.watchTimeoutMsMax)
             switch try await tasks.result(String(segments[2]), timeout: .milliseconds(timeout)) {
             case .done(let v):
-                return Reply.json(.ok, "{\"status\":\"done\",\"result\":\(v.compactText)}")
+                return try counted(.ok, "{\"status\":\"done\",\"result\":\(v.compactText)}")
             case .failed(let e):
                 return Reply.json(.ok, "{\"status\":\"failed\",\"error\":\(JSONWriter.quoted(e))}")
             case .pending(let info):
-                return Reply.json(.accepted, info.compactText)
+                return try counted(.accepted, info.compactText)
             }
 
         case ("demo", 2) where segments[1] == "sort":
@@ -82,11 +82,18 @@ extension RestmResponder {
                 JSONWriter.appendString(s, to: &out)
             }
             out += "]}"
-            return Reply.json(.ok, out)
+            return try counted(.ok, out)
 
         default:
             return nil
         }
+    }
+
+    /// An answer that carries stored data (a task's record or result, a page of a sort),
+    /// counted against a batch's budget and the node's answers in flight like read results.
+    func counted(_ status: HTTPResponse.Status, _ text: String) throws -> Response {
+        try AnswerBytes.charge(text.utf8.count)
+        return Reply.json(status, text)
     }
 }
 

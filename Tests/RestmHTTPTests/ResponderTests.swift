@@ -218,6 +218,20 @@ import Testing
         }
     }
 
+    /// Answers that carry stored task data count too: under a pool too small for any, a
+    /// task's info is refused (503) and its submission, which carries none, is not.
+    @Test func taskAnswersCountAgainstTheNodesBudget() async throws {
+        let app = try await app { l in l.answerBytesInFlightMax = 64 }
+        try await app.test(.router) { client in
+            let made = try await client.execute(uri: "/task", method: .post, body: ByteBuffer(string: #"{"kind": "demo.sort", "input": {"n": 10, "seed": 1}}"#))
+            #expect(made.status == .created)
+            let id = try json(made)["task"]?.stringValue ?? ""
+            let info = try await client.execute(uri: "/task/info/\(id)", method: .get)
+            #expect(info.status.code == 503)
+            #expect(try json(info)["error"]?.stringValue == "overloaded")
+        }
+    }
+
     /// The bytes stay taken while the answer exists unsent, and go back once it is written.
     @Test func anAnswerHoldsItsBytesUntilWritten() async throws {
         var c = NodeConfiguration()
