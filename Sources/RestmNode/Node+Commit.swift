@@ -206,7 +206,10 @@ extension Node {
         }
 
         // The commit point: one durable store write of the record and every new version.
-        let record = CommitRecord(txn: t.id, ts: ct, writes: writes.map { (ptr: $0.key, value: $0.value) })
+        // Every id but a client's was issued by this incarnation (`begin`): no record of it
+        // can predate this process, and the node resolves only ids it has issued.
+        let record = CommitRecord(
+            txn: t.id, ts: ct, writes: writes.map { (ptr: $0.key, value: $0.value) }, issuedSinceOpen: !ClientTxnID.isValid(t.id))
         let outcome = await writer.submit(record)
         switch outcome {
         case .success(.committed):

@@ -69,6 +69,8 @@ public final class SQLiteStore: Store, @unchecked Sendable {
     private let tail: Mutex<[String: String]>
     /// The tail is copied to `txns` once it would hold this many records.
     let recordFlushAt: Int
+    /// Ids remembered by `Writer.resolved`; past it, every commit looks on disk again.
+    let resolvedMax: Int
 
     struct Newest: Sendable {
         var seq: Int64
@@ -133,7 +135,13 @@ public final class SQLiteStore: Store, @unchecked Sendable {
         var latestUpto: Int64 = 0
         /// `txns` holds the record of every transaction with log rows up to this seq.
         var recordsUpto: Int64 = 0
+        /// Ids `resolve` was asked about since the store opened (up to `resolvedMax`; past
+        /// it, `resolvedOverflow`): a record issued since the open and not among them has no
+        /// record on disk, and its commit skips looking (one query per group commit).
+        var resolved: Set<String> = []
+        var resolvedOverflow = false
     }
+
 
     public var kind: String { "sqlite" }
 
@@ -153,7 +161,7 @@ public final class SQLiteStore: Store, @unchecked Sendable {
     public init(
         directory: String, durability: Durability = .sync,
         overlayFlushAt: Int = 65_536, flushChunk: Int = 4_096, replayRowsMax: Int = 262_144,
-        recordFlushAt: Int = 256
+        recordFlushAt: Int = 256, resolvedMax: Int = 100_000
     ) throws {
         try Self.makeDirectory(directory)
         let path = directory.hasSuffix("/") ? directory + "restm.sqlite" : directory + "/restm.sqlite"
@@ -171,6 +179,7 @@ public final class SQLiteStore: Store, @unchecked Sendable {
         self.flushChunk = max(1, min(flushChunk, overlayFlushAt))
         self.replayRowsMax = Int64(max(1, replayRowsMax))
         self.recordFlushAt = max(1, recordFlushAt)
+        self.resolvedMax = max(0, resolvedMax)
         do {
             let conn = try SQLiteConnection(path: path, readOnly: false)
             try conn.exec("PRAGMA journal_mode=WAL")
@@ -390,7 +399,7 @@ public final class SQLiteStore: Store, @unchecked Sendable {
             var flush: (end: Int, upto: Int64)?
             var flushedRecords = false
             do {
-                let isNew = try newRecords(records, db)
+                let isNew = try newRecords(records, w)
                 // Each write's pointer's newest seq in the overlay, in write order, under one
                 // lock for the batch.
                 let inOverlay: [Int64?] = overlay.withLock { o in
@@ -480,23 +489,28 @@ public final class SQLiteStore: Store, @unchecked Sendable {
 
     /// Per record, whether it may commit: not named earlier in the batch, and with no record
     /// yet (a resolver may have recorded the transaction `aborted` first).
-    private func newRecords(_ records: [CommitRecord], _ db: SQLiteConnection) throws -> [Bool] {
+    private func newRecords(_ records: [CommitRecord], _ w: Writer) throws -> [Bool] {
         var isNew = [Bool](repeating: true, count: records.count)
         var seen: Set<String> = []
         seen.reserveCapacity(records.count)
         tail.withLock { t in
             for (i, r) in records.enumerated() where !seen.insert(r.txn).inserted || t[r.txn] != nil { isNew[i] = false }
         }
+        // Only ids that may have a record on disk are looked for there: not those issued
+        // since the open that `resolve` has not seen (under the writer's lock, as `resolve`).
+        let look = records.indices.filter { i in
+            isNew[i] && !(records[i].issuedSinceOpen && !w.resolvedOverflow && !w.resolved.contains(records[i].txn))
+        }
         var start = 0
-        while start < records.count {
-            let end = min(records.count, start + BatchStatement.rowsMax)
+        while start < look.count {
+            let end = min(look.count, start + BatchStatement.rowsMax)
             var binds: [SQLiteBind] = []
             binds.reserveCapacity(end - start)
-            for i in start..<end { binds.append(.text(records[i].txn)) }
-            let found = try db.query(.findTxns, rows: end - start, binds) { $0.text(0) }
+            for k in start..<end { binds.append(.text(records[look[k]].txn)) }
+            let found = try w.db.query(.findTxns, rows: end - start, binds) { $0.text(0) }
             if !found.isEmpty {
                 let taken = Set(found.compactMap { $0 })
-                for i in start..<end where taken.contains(records[i].txn) { isNew[i] = false }
+                for k in start..<end where taken.contains(records[look[k]].txn) { isNew[look[k]] = false }
             }
             start = end
         }
@@ -654,6 +668,8 @@ public final class SQLiteStore: Store, @unchecked Sendable {
 
     public func resolve(_ txn: String, at now: Timestamp) throws -> TxnRecordStatus {
         try writer.withLock { w in
+            // Remembered before anything is written: a commit of this id looks on disk.
+            if w.resolved.count < resolvedMax { w.resolved.insert(txn) } else if !w.resolved.contains(txn) { w.resolvedOverflow = true }
             if let t = tail.withLock({ $0[txn] }) { return Timestamp(text: t).map { .committed($0) } ?? .aborted }
             try w.db.run("INSERT OR IGNORE INTO txns (id, status, ts) VALUES (?, 0, ?)", [.text(txn), .text(now.text)])
             return try w.db.query("SELECT status, ts FROM txns WHERE id = ?", [.text(txn)], row: Self.status).first ?? .aborted

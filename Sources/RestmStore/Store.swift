@@ -8,12 +8,18 @@ public struct CommitRecord: Sendable {
     public let tsText: String
     /// Pointer and compact JSON value (nil deletes).
     public let writes: [(ptr: String, value: String?)]
+    /// The id was issued by the committing node since this store was opened (a server id
+    /// of the current incarnation), so the only record it can already have is one this
+    /// store's `resolve` made since it opened: a store may then skip looking for one on
+    /// disk. False (look) for ids chosen by clients, which may have been fenced before.
+    public let issuedSinceOpen: Bool
 
-    public init(txn: String, ts: Timestamp, writes: [(ptr: String, value: String?)]) {
+    public init(txn: String, ts: Timestamp, writes: [(ptr: String, value: String?)], issuedSinceOpen: Bool = false) {
         self.txn = txn
         self.ts = ts
         self.tsText = ts.text
         self.writes = writes
+        self.issuedSinceOpen = issuedSinceOpen
     }
 }
 

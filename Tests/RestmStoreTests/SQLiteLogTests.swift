@@ -323,6 +323,31 @@ import Testing
         #expect(try store.record(of: "tail") == .committed(ts(2)))
     }
 
+    /// A record issued since the open skips the look on disk unless `resolve` has seen its
+    /// id (or has seen too many ids to remember): a resolver that got there first still wins.
+    @Test func idsIssuedSinceTheOpenSkipTheLookUnlessResolved() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let store = try SQLiteStore(directory: dir.path, resolvedMax: 2)
+        #expect(try store.resolve("t1.1.1", at: ts(1)) == .aborted)
+        #expect(try store.commit([CommitRecord(txn: "t1.1.1", ts: ts(5), writes: [("a", "1")], issuedSinceOpen: true)], ceiling: nil) == [.alreadyAborted])
+        #expect(try store.commit([CommitRecord(txn: "t1.1.2", ts: ts(6), writes: [("b", "1")], issuedSinceOpen: true)], ceiling: nil) == [.committed])
+        #expect(try store.newest("a") == nil)
+        #expect(try store.record(of: "t1.1.2") == .committed(ts(6)))
+        // Past `resolvedMax` ids, every record is looked for on disk.
+        #expect(try store.resolve("t1.1.3", at: ts(2)) == .aborted)
+        #expect(try store.resolve("t1.1.4", at: ts(3)) == .aborted)
+        #expect(try store.commit([CommitRecord(txn: "t1.1.4", ts: ts(7), writes: [("c", "1")], issuedSinceOpen: true)], ceiling: nil) == [.alreadyAborted])
+        #expect(try store.newest("c") == nil)
+        store.close()
+        // After a reopen, ids fenced before it are not "issued since the open": a client's
+        // id is looked for, and loses to its fence.
+        let reopened = try SQLiteStore(directory: dir.path)
+        defer { reopened.close() }
+        #expect(try reopened.commit([CommitRecord(txn: "t1.1.1", ts: ts(8), writes: [("a", "2")])], ceiling: nil) == [.alreadyAborted])
+        #expect(try reopened.newest("a") == nil)
+    }
+
     @Test func aStoreOfTheFirstLayoutIsMigrated() throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
