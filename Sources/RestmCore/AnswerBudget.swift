@@ -12,6 +12,8 @@ import Synchronization
 public struct AnswerBudget: Sendable {
     public let max: Int
     public private(set) var used = 0
+    /// What this answer took from the shared budgets (its batch's, the node's).
+    public private(set) var shared = 0
 
     public init(max: Int) {
         self.max = max
@@ -26,6 +28,14 @@ public struct AnswerBudget: Sendable {
                 "the values read would make an answer of more than \(AnswerBudget.size(max)) \(AnswerBudget.marker); read fewer pointers per request")
         }
         try AnswerBytes.charge(n)
+        shared += n
+    }
+
+    /// Gives back to the shared budgets what this answer took: for an answer that will not
+    /// be sent after all (an attempt that conflicted and runs again, a refused read).
+    public mutating func refund() {
+        AnswerBytes.refund(shared)
+        shared = 0
     }
 
     /// In the message of the 413 an answer over `answerBytesMax` gets: the client library
@@ -63,15 +73,31 @@ public final class BatchAnswerBudget: Sendable {
             .overloaded,
             "the answers of this batch would carry more than \(AnswerBudget.size(max)) of values read (batchAnswerBytesMax); send this request again, alone or in a smaller batch")
     }
+
+    public func refund(_ bytes: Int) {
+        used.wrappingSubtract(bytes, ordering: .relaxed)
+    }
 }
 
 /// The shared budgets an answer's read results are charged to beside its own: the batch it
 /// is part of (`BatchAnswerBudget`) and the node's answers in flight (`AnswerLease`), each
 /// when the request runs under one.
 public enum AnswerBytes {
+    /// All or nothing: bytes the node refuses are given back to the batch.
     public static func charge(_ bytes: Int) throws(RestmError) {
         try BatchAnswerBudget.current?.charge(bytes)
-        try AnswerLease.current?.charge(bytes)
+        do {
+            try AnswerLease.current?.charge(bytes)
+        } catch {
+            BatchAnswerBudget.current?.refund(bytes)
+            throw error
+        }
+    }
+
+    public static func refund(_ bytes: Int) {
+        guard bytes > 0 else { return }
+        BatchAnswerBudget.current?.refund(bytes)
+        AnswerLease.current?.refund(bytes)
     }
 }
 
@@ -129,6 +155,11 @@ public final class AnswerLease: Sendable {
                 "the node holds \(AnswerBudget.size(pool.max)) of read answers being built or sent (answerBytesInFlightMax); send this request again later")
         }
         taken.wrappingAdd(bytes, ordering: .relaxed)
+    }
+
+    public func refund(_ bytes: Int) {
+        taken.wrappingSubtract(bytes, ordering: .relaxed)
+        pool.give(bytes)
     }
 
     deinit {

@@ -67,10 +67,29 @@ public struct RestmResponder: HTTPResponder {
     }
 
     /// `body`, keeping `lease` (and the bytes it holds) until it has been written or dropped.
+    /// Written in slices, so that a slow reader's backpressure keeps the lease until all but
+    /// the last slice have left (a single write returns once the channel has queued it).
     static func holding(_ body: ResponseBody, _ lease: AnswerLease) -> ResponseBody {
         ResponseBody(contentLength: body.contentLength) { writer in
-            try await body.write(writer)
+            try await body.write(SlicingWriter(inner: writer))
             withExtendedLifetime(lease) {}
+        }
+    }
+
+    struct SlicingWriter: ResponseBodyWriter {
+        static let sliceBytes = 256 << 10
+        var inner: any ResponseBodyWriter
+
+        mutating func write(_ buffer: ByteBuffer) async throws {
+            var rest = buffer
+            while rest.readableBytes > Self.sliceBytes, let slice = rest.readSlice(length: Self.sliceBytes) {
+                try await inner.write(slice)
+            }
+            try await inner.write(rest)
+        }
+
+        consuming func finish(_ trailingHeaders: HTTPFields?) async throws {
+            try await inner.finish(trailingHeaders)
         }
     }
 
@@ -268,6 +287,7 @@ public struct RestmResponder: HTTPResponder {
                 }
             } catch {
                 node.abort(t, reason: "its first reads failed")
+                budget.refund()
                 throw error
             }
             o.raw("values", values + "}")
@@ -296,12 +316,17 @@ public struct RestmResponder: HTTPResponder {
         var out = "{\"values\":{"
         var seen = Set<String>()
         var budget = AnswerBudget(max: limits.answerBytesMax)
-        for p in ptrs where seen.insert(p).inserted {
-            let r = try await node.read(t, p)
-            try budget.charge(p, r.value)
-            if seen.count > 1 { out += "," }
-            JSONWriter.appendString(p, to: &out)
-            out += ":" + readResult(p, r)
+        do {
+            for p in ptrs where seen.insert(p).inserted {
+                let r = try await node.read(t, p)
+                try budget.charge(p, r.value)
+                if seen.count > 1 { out += "," }
+                JSONWriter.appendString(p, to: &out)
+                out += ":" + readResult(p, r)
+            }
+        } catch {
+            budget.refund()
+            throw error
         }
         out += "}}"
         return out

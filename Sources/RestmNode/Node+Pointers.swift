@@ -197,8 +197,20 @@ extension Node {
     }
 
     private func oneShotAttempt(_ t: Txn, _ req: OneShotRequest) async throws -> OneShotResult {
-        var values: [(String, ReadResult)] = []
         var budget = AnswerBudget(max: limits.answerBytesMax)
+        do {
+            return try await oneShotAttempt(t, req, &budget)
+        } catch let e as RestmError where e.code == .expectationFailed {
+            throw e  // a 412 carries what it charged
+        } catch {
+            // No answer of this attempt is sent (it runs again, or fails without values).
+            budget.refund()
+            throw error
+        }
+    }
+
+    private func oneShotAttempt(_ t: Txn, _ req: OneShotRequest, _ budget: inout AnswerBudget) async throws -> OneShotResult {
+        var values: [(String, ReadResult)] = []
         for p in req.reads {
             let r = try await self.read(t, p)
             try budget.charge(p, r.value)  // before the commit: a refused answer changes nothing

@@ -86,8 +86,14 @@ public final class TaskService: Sendable {
     public func start(workers count: Int? = nil) -> Int {
         workers.withLock { ws in
             guard ws.isEmpty, !stopped.load(ordering: .relaxed) else { return ws.count }
-            for i in 0..<max(1, count ?? configuration.workers) {
-                ws.append(Task { await self.workerLoop(i) })
+            // Workers outlive the request that may start them (`POST /sys/init`): they must
+            // not inherit its answer budgets.
+            AnswerLease.$current.withValue(nil) {
+                BatchAnswerBudget.$current.withValue(nil) {
+                    for i in 0..<max(1, count ?? configuration.workers) {
+                        ws.append(Task { await self.workerLoop(i) })
+                    }
+                }
             }
             node.activity.add("task workers started: \(ws.count)")
             return ws.count

@@ -250,6 +250,42 @@ import Testing
         #expect(sink.bytes > 500)
         response = nil
         #expect(node.answerPool.inUse == 0)
+        // A batch's items (here through the general path) share the batch's lease, held
+        // until the batch's answer has been written.
+        let items = #"{"requests": [{"method": "GET", "path": "/ptr/v"}, {"method": "GET", "path": "/ptr/v"}]}"#
+        let batchHead = HTTPRequest(method: .post, scheme: nil, authority: nil, path: "/batch", headerFields: [.contentType: "application/json"])
+        response = try await responder.respond(to: Request(head: batchHead, body: RequestBody(buffer: ByteBuffer(string: items))), context: context)
+        #expect(node.answerPool.inUse > 1_000)
+        let batchSink = Sink()
+        try await response?.body.write(batchSink)
+        #expect(batchSink.bytes > 1_000)
+        response = nil
+        #expect(node.answerPool.inUse == 0)
+    }
+
+    /// What an answer took from the shared budgets goes back when the answer is not sent
+    /// (an attempt that runs again), and a charge the node refuses takes nothing from the
+    /// batch either.
+    @Test func refusedOrAbandonedAnswersGiveTheirBytesBack() throws {
+        let pool = AnswerPool(max: 1_000)
+        let batch = BatchAnswerBudget(max: 1_000)
+        try AnswerLease.$current.withValue(AnswerLease(pool: pool)) {
+            try BatchAnswerBudget.$current.withValue(batch) {
+                var budget = AnswerBudget(max: 10_000)
+                try budget.charge("p", String(repeating: "x", count: 600))
+                #expect(pool.inUse > 600)
+                budget.refund()
+                #expect(pool.inUse == 0)
+                #expect(budget.shared == 0)
+                // The node refuses (its pool is too small): the batch keeps nothing.
+                let small = AnswerLease(pool: AnswerPool(max: 100))
+                #expect(throws: RestmError.self) {
+                    try AnswerLease.$current.withValue(small) { try AnswerBytes.charge(900) }
+                }
+            }
+        }
+        // All of the batch's budget is free again.
+        try batch.charge(1_000)
     }
 
     final class Sink: ResponseBodyWriter, @unchecked Sendable {

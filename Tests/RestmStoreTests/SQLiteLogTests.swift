@@ -331,8 +331,18 @@ import Testing
         let store = try SQLiteStore(directory: dir.path, resolvedMax: 2)
         #expect(try store.resolve("t1.1.1", at: ts(1)) == .aborted)
         #expect(try store.commit([CommitRecord(txn: "t1.1.1", ts: ts(5), writes: [("a", "1")], issuedSinceOpen: true)], ceiling: nil) == [.alreadyAborted])
+        var lookups = store.recordLookups
         #expect(try store.commit([CommitRecord(txn: "t1.1.2", ts: ts(6), writes: [("b", "1")], issuedSinceOpen: true)], ceiling: nil) == [.committed])
+        #expect(store.recordLookups == lookups, "an id issued since the open and never resolved is not looked for")
         #expect(try store.newest("a") == nil)
+        // Client ids always look (whatever the record says), and resolving them takes no
+        // place among the remembered ids.
+        #expect(try store.commit([CommitRecord(txn: "cclient-id-0000000001", ts: ts(6), writes: [("d", "1")])], ceiling: nil) == [.committed])
+        #expect(store.recordLookups == lookups + 1)
+        for i in 0..<3 { #expect(try store.resolve("cclient-id-000000001\(i)", at: ts(1)) == .aborted) }
+        lookups = store.recordLookups
+        #expect(try store.commit([CommitRecord(txn: "t1.1.9", ts: ts(6), writes: [("e", "1")], issuedSinceOpen: true)], ceiling: nil) == [.committed])
+        #expect(store.recordLookups == lookups, "client ids filled the remembered ids")
         #expect(try store.record(of: "t1.1.2") == .committed(ts(6)))
         // Past `resolvedMax` ids, every record is looked for on disk.
         #expect(try store.resolve("t1.1.3", at: ts(2)) == .aborted)

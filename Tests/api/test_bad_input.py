@@ -494,7 +494,7 @@ def test_value_limit_of_serve(tmp_path):
     import subprocess
     over = subprocess.run([str(restm_bin()), 'serve', '--data', str(tmp_path / 'refused'),
                            '--port', '1', '--value-bytes-max', str(16 * MIB + 1)],
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=20)
     assert over.returncode != 0, f'--value-bytes-max above 16 MiB was accepted: {over.stdout}'
     assert '--value-bytes-max' in over.stderr, f'the refusal does not name the option: {over.stderr}'
     node = Server(name='value-16mib', extra_args=['--value-bytes-max', str(16 * MIB)])
