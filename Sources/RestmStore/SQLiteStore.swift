@@ -162,6 +162,34 @@ public final class SQLiteStore: Store, @unchecked Sendable {
     /// Look-ups of records in `txns` made by commits (for tests).
     var recordLookups: Int { writer.withLock { $0.recordLookups } }
 
+    /// Set when a COMMIT failed with an unknown outcome and the store could not read back
+    /// what the database holds: its overlay and tail may then miss a commit that did reach
+    /// the log, and answering from them could call a committed transaction aborted. The
+    /// store refuses everything from then on; a restart rebuilds both from the log.
+    private let lostTrack = Atomic<Bool>(false)
+
+    /// Failures injected by tests: a COMMIT that reaches the log and still reports an
+    /// error, and a rebuild after it that cannot read the database.
+    struct Faults {
+        var commitFailsAfterWriting = false
+        var rebuildFails = false
+    }
+    let faults = Mutex(Faults())
+
+    private func checkTrack() throws {
+        if lostTrack.load(ordering: .acquiring) {
+            throw StoreError.failed("the store lost track of a commit whose outcome is unknown; restart the node")
+        }
+    }
+
+    private func withWriter<T>(_ body: (inout Writer) throws -> T) throws -> T {
+        try checkTrack()
+        return try writer.withLock { w in
+            try checkTrack()
+            return try body(&w)
+        }
+    }
+
     /// Opens (creating if needed) the store in directory `directory`.
     public init(
         directory: String, durability: Durability = .sync,
@@ -346,6 +374,7 @@ public final class SQLiteStore: Store, @unchecked Sendable {
     }
 
     private func withReader<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
+        try checkTrack()
         let conn = try readers.withLock { $0.popLast() } ?? SQLiteConnection(path: location, readOnly: true)
         defer {
             readers.withLock { pool in
@@ -386,7 +415,7 @@ public final class SQLiteStore: Store, @unchecked Sendable {
     }
 
     public func commit(_ records: [CommitRecord], ceiling: Timestamp?) throws -> [CommitOutcome] {
-        try writer.withLock { w in
+        try withWriter { w in
             let db = w.db
             try db.exec("BEGIN IMMEDIATE")
             var outcomes: [CommitOutcome] = []
@@ -457,11 +486,13 @@ public final class SQLiteStore: Store, @unchecked Sendable {
             }
             do {
                 try db.exec("COMMIT")
+                if faults.withLock({ $0.commitFailsAfterWriting }) { throw StoreError.failed("injected: COMMIT reported a failure") }
             } catch let e as StoreError {
                 // A failed COMMIT may or may not have reached the log: say so, and take the
                 // overlay, the tail and the next seq from what the database now holds.
                 try? db.exec("ROLLBACK")
-                if let (entries, last, upto) = try? Self.overlayFromLog(db),
+                let rebuildFails = faults.withLock { $0.rebuildFails }
+                if !rebuildFails, let (entries, last, upto) = try? Self.overlayFromLog(db),
                     let (records, recordsUpto) = try? Self.tailFromLog(db, lastSeq: last)
                 {
                     overlay.withLock { $0 = entries }
@@ -471,6 +502,7 @@ public final class SQLiteStore: Store, @unchecked Sendable {
                     w.recordsUpto = recordsUpto
                 } else {
                     w.lastSeq = max(w.lastSeq, seq)
+                    lostTrack.store(true, ordering: .releasing)
                 }
                 if case .failed(let m) = e { throw StoreError.uncertain(m) }
                 throw e
@@ -666,6 +698,7 @@ public final class SQLiteStore: Store, @unchecked Sendable {
     }
 
     public func record(of txn: String) throws -> TxnRecordStatus? {
+        try checkTrack()
         // The tail first: a flush empties it only after its rows are in `txns`.
         if let t = tail.withLock({ $0[txn] }) { return Timestamp(text: t).map { .committed($0) } ?? .aborted }
         return try withReader { db in
@@ -674,7 +707,7 @@ public final class SQLiteStore: Store, @unchecked Sendable {
     }
 
     public func resolve(_ txn: String, at now: Timestamp) throws -> TxnRecordStatus {
-        try writer.withLock { w in
+        try withWriter { w in
             // Remembered before anything is written: a commit of this id looks on disk. Client
             // ids (`c…`) always look, so they need no place here (nor can they fill it).
             if !txn.hasPrefix("c") {
@@ -687,7 +720,7 @@ public final class SQLiteStore: Store, @unchecked Sendable {
     }
 
     public func startIncarnation() throws -> (incarnation: UInt64, ceiling: Timestamp) {
-        try writer.withLock { w in
+        try withWriter { w in
             let db = w.db
             try db.exec("BEGIN IMMEDIATE")
             do {
@@ -709,7 +742,7 @@ public final class SQLiteStore: Store, @unchecked Sendable {
     }
 
     public func raiseCeiling(_ ts: Timestamp) throws {
-        try writer.withLock { w in
+        try withWriter { w in
             _ = try w.db.run(.raiseCeiling, [.text(ts.text)])
         }
     }
@@ -721,7 +754,7 @@ public final class SQLiteStore: Store, @unchecked Sendable {
     /// deleted with its `latest` entry. A step stops at `limit` rows or at the first row above
     /// `cut`; the cursor it answers is opaque (`after` nil starts from the saved one).
     public func prune(after: String?, limit: Int, cut: Timestamp) throws -> PruneStep {
-        try writer.withLock { w in
+        try withWriter { w in
             let db = w.db
             try db.exec("BEGIN IMMEDIATE")
             var dropped: [(ptr: String, seq: Int64)] = []
@@ -785,7 +818,7 @@ public final class SQLiteStore: Store, @unchecked Sendable {
     }
 
     public func pruneRecords(before cut: Timestamp, limit: Int) throws -> Int {
-        try writer.withLock { w in
+        try withWriter { w in
             let db = w.db
             try db.exec("BEGIN IMMEDIATE")
             do {

@@ -358,6 +358,35 @@ import Testing
         #expect(try reopened.newest("a") == nil)
     }
 
+    /// A COMMIT that reached the log but reported a failure: the store reads back what the
+    /// database holds and goes on; if it cannot, it refuses everything (its tail would miss
+    /// the commit, and `resolve` would record a committed transaction aborted) until reopened.
+    @Test func aCommitOfUnknownOutcomeIsReadBackOrTheStoreStops() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        do {
+            let store = try SQLiteStore(directory: dir.path)
+            defer { store.close() }
+            store.faults.withLock { $0.commitFailsAfterWriting = true }
+            #expect(throws: StoreError.self) { try store.commit([CommitRecord(txn: "a", ts: ts(1), writes: [("x", "1")])], ceiling: nil) }
+            store.faults.withLock { $0 = .init() }
+            #expect(try store.record(of: "a") == .committed(ts(1)), "read back from the log")
+            #expect(try store.resolve("a", at: ts(2)) == .committed(ts(1)))
+            store.faults.withLock { $0.commitFailsAfterWriting = true; $0.rebuildFails = true }
+            #expect(throws: StoreError.self) { try store.commit([CommitRecord(txn: "b", ts: ts(3), writes: [("x", "2")])], ceiling: nil) }
+            store.faults.withLock { $0 = .init() }
+            #expect(throws: StoreError.self) { try store.resolve("b", at: ts(4)) }
+            #expect(throws: StoreError.self) { try store.record(of: "b") }
+            #expect(throws: StoreError.self) { try store.newest("x") }
+            #expect(throws: StoreError.self) { try store.commit([CommitRecord(txn: "c", ts: ts(5), writes: [("y", "1")])], ceiling: nil) }
+        }
+        let reopened = try SQLiteStore(directory: dir.path)
+        defer { reopened.close() }
+        #expect(try reopened.record(of: "b") == .committed(ts(3)))
+        #expect(try reopened.newest("x")?.value == "2")
+        #expect(try reopened.newest("y") == nil)
+    }
+
     @Test func aStoreOfTheFirstLayoutIsMigrated() throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
