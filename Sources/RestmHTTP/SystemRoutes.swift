@@ -19,6 +19,16 @@ extension RestmResponder {
         case "health":
             route = "GET /sys/health"
             guard isGet else { break }
+            if let failure = node.store.failure {
+                // The store refuses everything until the node restarts: say so, so that a
+                // supervisor restarts it.
+                var o = JSONObject()
+                o.string("status", "failing")
+                o.string("error", RestmError.Code.storeFailure.rawValue)
+                o.string("message", failure)
+                o.bool("retryable", false)
+                return Reply.json(.serviceUnavailable, o.text)
+            }
             if node.state == .running { return Reply.json(.ok, #"{"status":"ok"}"#) }
             return Reply.json(.serviceUnavailable, #"{"status":"shutting_down","error":"shutting_down","message":"the node is shutting down","retryable":true}"#)
         case "info":
@@ -111,7 +121,7 @@ extension RestmResponder {
         var me = JSONObject()
         me.int("id", Int(c.nodeID))
         me.bool("self", true)
-        me.string("health", node.state == .running ? "ok" : "shutting_down")
+        me.string("health", node.store.failure != nil ? "failing" : node.state == .running ? "ok" : "shutting_down")
         var o = JSONObject()
         o.raw("members", "[" + me.text + "]")
         o.int("shardCount", c.shardCount)

@@ -177,9 +177,11 @@ public final class SQLiteStore: Store, @unchecked Sendable {
     let faults = Mutex(Faults())
 
     private func checkTrack() throws {
-        if lostTrack.load(ordering: .acquiring) {
-            throw StoreError.failed("the store lost track of a commit whose outcome is unknown; restart the node")
-        }
+        if let failure { throw StoreError.failed(failure) }
+    }
+
+    public var failure: String? {
+        lostTrack.load(ordering: .acquiring) ? "the store lost track of a commit whose outcome is unknown; restart the node" : nil
     }
 
     private func withWriter<T>(_ body: (inout Writer) throws -> T) throws -> T {

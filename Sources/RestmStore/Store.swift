@@ -112,6 +112,13 @@ public protocol Store: AnyObject, Sendable {
     /// Counts for `/sys/info` and metrics.
     func stats() throws -> StoreStats
     func close()
+    /// Why the store refuses every call until it is reopened, if it does (`GET /sys/health`
+    /// reports it).
+    var failure: String? { get }
+}
+
+extension Store {
+    public var failure: String? { nil }
 }
 
 /// Splits a transaction id `t<node>.<incarnation>.<sequence>` into its prefix and sequence.

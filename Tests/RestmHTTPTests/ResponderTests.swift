@@ -6,7 +6,8 @@ import NIOEmbedded
 import RestmCore
 import RestmHTTP
 import RestmNode
-import RestmStore
+@testable import RestmStore
+import RestmTestSupport
 import Testing
 
 /// The HTTP layer in-process (Hummingbird's router test framework, no sockets): shapes of
@@ -292,6 +293,29 @@ import Testing
         var bytes = 0
         func write(_ buffer: ByteBuffer) async throws { bytes += buffer.readableBytes }
         func finish(_ trailingHeaders: HTTPFields?) async throws {}
+    }
+
+    /// A store that stopped (an uncertain COMMIT it could not read back) makes the node
+    /// report itself failing, so that a supervisor restarts it.
+    @Test func healthSaysWhenTheStoreHasStopped() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let store = try SQLiteStore(directory: dir.path)
+        defer { store.close() }
+        var c = NodeConfiguration()
+        c.shardCount = 4
+        let node = try await Node.open(store: store, configuration: c)
+        try await Application(responder: RestmResponder(node: node)).test(.router) { client in
+            #expect(try await client.execute(uri: "/sys/health", method: .get).status == .ok)
+            store.faults.withLock { $0.commitFailsAfterWriting = true; $0.rebuildFails = true }
+            let put = try await client.execute(uri: "/ptr/a", method: .put, body: ByteBuffer(string: "1"))
+            #expect(put.status.code == 503)
+            let health = try await client.execute(uri: "/sys/health", method: .get)
+            #expect(health.status.code == 503)
+            #expect(try json(health)["status"]?.stringValue == "failing")
+            #expect(try json(health)["error"]?.stringValue == "store_failure")
+            #expect(try json(health)["retryable"]?.boolValue == false)
+        }
     }
 
     @Test func limitsThatContradictEachOtherAreNamed() {

@@ -371,10 +371,12 @@ import Testing
             #expect(throws: StoreError.self) { try store.commit([CommitRecord(txn: "a", ts: ts(1), writes: [("x", "1")])], ceiling: nil) }
             store.faults.withLock { $0 = .init() }
             #expect(try store.record(of: "a") == .committed(ts(1)), "read back from the log")
+            #expect(store.failure == nil)
             #expect(try store.resolve("a", at: ts(2)) == .committed(ts(1)))
             store.faults.withLock { $0.commitFailsAfterWriting = true; $0.rebuildFails = true }
             #expect(throws: StoreError.self) { try store.commit([CommitRecord(txn: "b", ts: ts(3), writes: [("x", "2")])], ceiling: nil) }
             store.faults.withLock { $0 = .init() }
+            #expect(store.failure != nil)
             #expect(throws: StoreError.self) { try store.resolve("b", at: ts(4)) }
             #expect(throws: StoreError.self) { try store.record(of: "b") }
             #expect(throws: StoreError.self) { try store.newest("x") }
