@@ -1890,7 +1890,7 @@ enum OpenAPIDocument {
                 "$ref": "#/components/responses/BadRequest"
               },
               "503": {
-                "description": "Shutting down",
+                "description": "Shutting down, or failing: the store has stopped until the node restarts",
                 "headers": {
                   "Restm-Ts": {
                     "$ref": "#/components/headers/Restm-Ts"
@@ -3348,10 +3348,16 @@ enum OpenAPIDocument {
                 ],
                 "properties": {
                   "status": {
-                    "const": "shutting_down"
+                    "enum": [
+                      "shutting_down",
+                      "failing"
+                    ]
                   },
                   "error": {
-                    "const": "shutting_down"
+                    "enum": [
+                      "shutting_down",
+                      "store_failure"
+                    ]
                   }
                 }
               }
@@ -3599,7 +3605,8 @@ enum OpenAPIDocument {
                     "health": {
                       "enum": [
                         "ok",
-                        "shutting_down"
+                        "shutting_down",
+                        "failing"
                       ]
                     }
                   }
