@@ -274,25 +274,35 @@ public struct RestmResponder: HTTPResponder {
         o.string("txn", t.id)
         o.string("ts", t.rv.text)
         if RequestParsing.member(body, "reads") != nil {
-            var values = "{"
-            var seen = Set<String>()
-            var budget = AnswerBudget(max: limits.answerBytesMax)
             do {
-                for p in reads where seen.insert(p).inserted {
-                    let r = try await node.read(t, p)
-                    try budget.charge(p, r.value)
-                    if seen.count > 1 { values += "," }
-                    JSONWriter.appendString(p, to: &values)
-                    values += ":" + readResult(p, r)
-                }
+                o.raw("values", try await readValues(t, reads))
             } catch {
                 node.abort(t, reason: "its first reads failed")
-                budget.refund()
                 throw error
             }
-            o.raw("values", values + "}")
         }
         return o.text
+    }
+
+    /// `{p: {"value", "version"}, ...}` of `ptrs` (each once) read in `t`, within one
+    /// answer's budget; what it took from the shared budgets goes back if a read fails.
+    func readValues(_ t: Txn, _ ptrs: [String]) async throws -> String {
+        var out = "{"
+        var seen = Set<String>()
+        var budget = AnswerBudget(max: limits.answerBytesMax)
+        do {
+            for p in ptrs where seen.insert(p).inserted {
+                let r = try await node.read(t, p)
+                try budget.charge(p, r.value)
+                if seen.count > 1 { out += "," }
+                JSONWriter.appendString(p, to: &out)
+                out += ":" + readResult(p, r)
+            }
+        } catch {
+            budget.refund()
+            throw error
+        }
+        return out + "}"
     }
 
     func readResult(_ p: String, _ r: ReadResult) -> String {
@@ -313,23 +323,7 @@ public struct RestmResponder: HTTPResponder {
         let ptrs = try RequestParsing.pointerList(list, field: "ptrs")
         guard ptrs.count <= limits.batchReadMax else { throw RestmError(.tooLarge, "at most \(limits.batchReadMax) pointers per batch read") }
         let t = try node.activeTxn(id)
-        var out = "{\"values\":{"
-        var seen = Set<String>()
-        var budget = AnswerBudget(max: limits.answerBytesMax)
-        do {
-            for p in ptrs where seen.insert(p).inserted {
-                let r = try await node.read(t, p)
-                try budget.charge(p, r.value)
-                if seen.count > 1 { out += "," }
-                JSONWriter.appendString(p, to: &out)
-                out += ":" + readResult(p, r)
-            }
-        } catch {
-            budget.refund()
-            throw error
-        }
-        out += "}}"
-        return out
+        return "{\"values\":" + (try await readValues(t, ptrs)) + "}"
     }
 
     func commit(_ request: Request, _ id: String) async throws -> Response {
