@@ -53,29 +53,25 @@ public struct AnswerBudget: Sendable {
 public final class BatchAnswerBudget: Sendable {
     @TaskLocal public static var current: BatchAnswerBudget?
 
-    public let max: Int
-    private let used = Atomic<Int>(0)
+    public var max: Int { pool.max }
+    private let pool: AnswerPool
 
     public init(max: Int) {
-        self.max = max
+        pool = AnswerPool(max: max)
     }
 
     /// Takes `bytes` if they fit (a charge that does not fit takes nothing, so a smaller
     /// item after it may still fit).
     public func charge(_ bytes: Int) throws(RestmError) {
-        var current = used.load(ordering: .relaxed)
-        while current + bytes <= max {
-            let (exchanged, original) = used.compareExchange(expected: current, desired: current + bytes, ordering: .relaxed)
-            if exchanged { return }
-            current = original
+        guard pool.take(bytes) else {
+            throw RestmError(
+                .overloaded,
+                "the answers of this batch would carry more than \(AnswerBudget.size(max)) of values read (batchAnswerBytesMax); send this request again, alone or in a smaller batch")
         }
-        throw RestmError(
-            .overloaded,
-            "the answers of this batch would carry more than \(AnswerBudget.size(max)) of values read (batchAnswerBytesMax); send this request again, alone or in a smaller batch")
     }
 
     public func refund(_ bytes: Int) {
-        used.wrappingSubtract(bytes, ordering: .relaxed)
+        pool.give(bytes)
     }
 }
 
@@ -101,10 +97,11 @@ public enum AnswerBytes {
     }
 }
 
-/// The bytes of read results held by every answer a node is building or sending at once
-/// (`answerBytesInFlightMax`). Each answer is bounded on its own, but not how many arrive
-/// together: without this, a few hundred concurrent reads of 16 MiB would hold gigabytes.
-/// A request that would pass it fails with 503 `overloaded` (retryable, nothing changed).
+/// Bytes taken from a fixed budget, all or nothing: a batch's, or the node's read results
+/// held by every answer it is building or sending at once (`answerBytesInFlightMax`). Each
+/// answer is bounded on its own, but not how many arrive together: without the node's, a
+/// few hundred concurrent reads of 16 MiB would hold gigabytes. A request that would pass
+/// it fails with 503 `overloaded` (retryable, nothing changed).
 public final class AnswerPool: Sendable {
     public let max: Int
     private let used = Atomic<Int>(0)
