@@ -243,25 +243,22 @@ import Testing
         try node.write(t, "v", value: "\"" + String(repeating: "x", count: 500) + "\"")
         _ = try await node.commit(t)
         let context = BasicRequestContext(source: ApplicationRequestContextSource(channel: EmbeddedChannel(), logger: node.logger))
-        let head = HTTPRequest(method: .get, scheme: nil, authority: nil, path: "/ptr/v", headerFields: [:])
-        var response: Response? = try await responder.respond(to: Request(head: head, body: RequestBody(buffer: ByteBuffer())), context: context)
-        #expect(node.answerPool.inUse > 500)
-        let sink = Sink()
-        try await response?.body.write(sink)
-        #expect(sink.bytes > 500)
-        response = nil
-        #expect(node.answerPool.inUse == 0)
+        /// Sends a request; its answer holds more than `bytes` until written, none after.
+        func expectHeldUntilWritten(_ method: HTTPRequest.Method, _ path: String, _ body: String, _ bytes: Int) async throws {
+            let head = HTTPRequest(method: method, scheme: nil, authority: nil, path: path, headerFields: [.contentType: "application/json"])
+            var response: Response? = try await responder.respond(to: Request(head: head, body: RequestBody(buffer: ByteBuffer(string: body))), context: context)
+            #expect(node.answerPool.inUse > bytes, "\(method) \(path)")
+            let sink = Sink()
+            try await response?.body.write(sink)
+            #expect(sink.bytes > bytes, "\(method) \(path)")
+            response = nil
+            #expect(node.answerPool.inUse == 0, "\(method) \(path)")
+        }
+        try await expectHeldUntilWritten(.get, "/ptr/v", "", 500)
         // A batch's items (here through the general path) share the batch's lease, held
         // until the batch's answer has been written.
         let items = #"{"requests": [{"method": "GET", "path": "/ptr/v"}, {"method": "GET", "path": "/ptr/v"}]}"#
-        let batchHead = HTTPRequest(method: .post, scheme: nil, authority: nil, path: "/batch", headerFields: [.contentType: "application/json"])
-        response = try await responder.respond(to: Request(head: batchHead, body: RequestBody(buffer: ByteBuffer(string: items))), context: context)
-        #expect(node.answerPool.inUse > 1_000)
-        let batchSink = Sink()
-        try await response?.body.write(batchSink)
-        #expect(batchSink.bytes > 1_000)
-        response = nil
-        #expect(node.answerPool.inUse == 0)
+        try await expectHeldUntilWritten(.post, "/batch", items, 1_000)
     }
 
     /// What an answer took from the shared budgets goes back when the answer is not sent
