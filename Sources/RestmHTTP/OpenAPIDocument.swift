@@ -2149,30 +2149,6 @@ enum OpenAPIDocument {
                 "$ref": "#/components/responses/BadRequest"
               }
             }
-          },
-          "head": {
-            "tags": [
-              "system"
-            ],
-            "operationId": "initHead",
-            "summary": "Start the task workers, without a body",
-            "description": "Answers the status and headers the GET would, without a body.",
-            "responses": {
-              "200": {
-                "description": "Workers running",
-                "headers": {
-                  "Restm-Ts": {
-                    "$ref": "#/components/headers/Restm-Ts"
-                  },
-                  "X-Request-Id": {
-                    "$ref": "#/components/headers/X-Request-Id"
-                  }
-                }
-              },
-              "400": {
-                "$ref": "#/components/responses/BadRequestHead"
-              }
-            }
           }
         },
         "/sys/shutdown": {
@@ -2247,31 +2223,6 @@ enum OpenAPIDocument {
                 "$ref": "#/components/responses/BadRequest"
               }
             }
-          },
-          "head": {
-            "tags": [
-              "system"
-            ],
-            "operationId": "shutdownHead",
-            "summary": "Graceful shutdown, without a body",
-            "description": "Answers the status and headers the GET would, without a body.",
-            "responses": {
-              "202": {
-                "description": "Shutting down",
-                "headers": {
-                  "Restm-Ts": {
-                    "$ref": "#/components/headers/Restm-Ts"
-                  },
-                  "X-Request-Id": {
-                    "$ref": "#/components/headers/X-Request-Id"
-                  }
-                }
-              },
-              "400": {
-                "$ref": "#/components/responses/BadRequestHead"
-              }
-            },
-            "x-restm-destructive": true
           }
         },
         "/sys/cluster": {

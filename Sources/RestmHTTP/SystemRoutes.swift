@@ -43,7 +43,9 @@ extension RestmResponder {
             return Reply.json(.ok, report)
         case "shutdown":
             route = "POST /sys/shutdown"
-            guard isGet || method == .post else { break }
+            // GET as API.md allows, never HEAD: a HEAD must be safe (RFC 9110), and link
+            // checkers and monitors send them freely.
+            guard method == .get || method == .post else { break }
             let trigger = requestShutdown
             node.activity.add("shutdown requested over HTTP")
             node.refuseNewWork()
@@ -55,7 +57,7 @@ extension RestmResponder {
             return Reply.json(.accepted, #"{"status":"shutting_down"}"#)
         case "init":
             route = "POST /sys/init"
-            guard isGet || method == .post else { break }
+            guard method == .get || method == .post else { break }
             let n = tasks.start()
             return Reply.json(.ok, "{\"status\":\"ok\",\"workers\":\(n)}")
         case "cluster":
