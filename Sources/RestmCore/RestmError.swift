@@ -30,6 +30,8 @@ public struct RestmError: Error, Sendable, Equatable, CustomStringConvertible {
     /// Extra members for the JSON error body (e.g. `current` of `expectation_failed`),
     /// as compact JSON text keyed by member name.
     public var extra: [(String, String)]
+    /// The methods a path allows, for a 405 (`method_not_allowed`): its `Allow` header.
+    public var allow: [String] = []
 
     public init(_ code: Code, _ message: String, extra: [(String, String)] = []) {
         self.code = code

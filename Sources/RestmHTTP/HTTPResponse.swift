@@ -31,7 +31,9 @@ enum Reply {
 
     /// `{"error", "message", "retryable", …extra}` with the error's status.
     static func error(_ e: RestmError) -> Response {
-        json(HTTPResponse.Status(code: e.httpStatus), errorText(e))
+        var headers = HTTPFields()
+        if !e.allow.isEmpty { headers[.allow] = e.allow.joined(separator: ", ") }
+        return json(HTTPResponse.Status(code: e.httpStatus), errorText(e), headers: headers)
     }
 
     static func errorText(_ e: RestmError) -> String {

@@ -66,6 +66,17 @@ public struct RestmResponder: HTTPResponder {
         return response
     }
 
+    /// 405 unless `method` is one of `allowed`, which the answer's `Allow` header lists.
+    static func only(_ method: HTTPRequest.Method, _ allowed: [HTTPRequest.Method], _ path: String) throws {
+        if !allowed.contains(method) { throw notAllowed(method, allowed, path) }
+    }
+
+    static func notAllowed(_ method: HTTPRequest.Method, _ allowed: [HTTPRequest.Method], _ path: String) -> RestmError {
+        var e = RestmError(.methodNotAllowed, "\(method) is not allowed on \(path)")
+        e.allow = allowed.map(\.rawValue)
+        return e
+    }
+
     /// `body`, keeping `lease` (and the bytes it holds) until it has been written or dropped.
     /// Written in slices, so that a slow reader's backpressure keeps the lease until all but
     /// the last slice have left (a single write returns once the channel has queued it).
@@ -125,8 +136,8 @@ public struct RestmResponder: HTTPResponder {
         var segments = path.split(separator: "/", omittingEmptySubsequences: false)
         if segments.first == "" { segments.removeFirst() }
         let method = request.method
-        func methodNotAllowed() -> RestmError {
-            RestmError(.methodNotAllowed, "\(method) is not allowed on \(path)")
+        func only(_ allowed: HTTPRequest.Method...) throws {
+            try Self.only(method, allowed, path)
         }
         func decoded(_ s: Substring) throws -> String {
             guard let d = RequestParsing.percentDecode(s) else { throw RestmError(.badPointer, "malformed percent-encoding in the path") }
@@ -140,12 +151,12 @@ public struct RestmResponder: HTTPResponder {
         switch (top, segments.count) {
         case ("", 1), ("", 0):
             route = "GET /"
-            guard method == .get || method == .head else { throw methodNotAllowed() }
+            try only(.get, .head)
             return try await Explorer(node: node, tasks: tasks).home(request)
 
         case ("ptr", 1):
             route = "POST /ptr"
-            guard method == .post else { throw methodNotAllowed() }
+            try only(.post)
             return try await allocate(request)
 
         case ("ptr", 2):
@@ -160,42 +171,42 @@ public struct RestmResponder: HTTPResponder {
             case .delete:
                 route = "DELETE /ptr/{p}"
                 return try await deletePointer(request, p)
-            default: throw methodNotAllowed()
+            default: throw Self.notAllowed(method, [.get, .head, .put, .delete], path)
             }
 
         case ("ptr", 3) where segments[2] == "history":
             route = "GET /ptr/{p}/history"
-            guard method == .get else { throw methodNotAllowed() }
+            try only(.get)
             return try await history(request, try decoded(segments[1]))
 
         case ("ptrs", 1):
             route = "GET /ptrs"
-            guard method == .get else { throw methodNotAllowed() }
+            try only(.get)
             return try await listPointers(request)
 
         case ("batch", 1):
             route = "POST /batch"
-            guard method == .post else { throw methodNotAllowed() }
+            try only(.post)
             return try await batch(request, context: context)
 
         case ("txn", 1):
             route = "POST /txn"
-            guard method == .post else { throw methodNotAllowed() }
+            try only(.post)
             return try await oneShot(request)
 
         case ("txn", 2) where segments[1] == "begin":
             route = "POST /txn/begin"
-            guard method == .post else { throw methodNotAllowed() }
+            try only(.post)
             return try await begin(request)
 
         case ("txn", 2):
             route = "GET /txn/{t}"
-            guard method == .get else { throw methodNotAllowed() }
+            try only(.get)
             return try await txnStatus(request, try decoded(segments[1]))
 
-        case ("txn", 3):
+        case ("txn", 3) where ["read", "commit", "abort"].contains(segments[2]):
             let t = try decoded(segments[1])
-            guard method == .post else { throw methodNotAllowed() }
+            try only(.post)
             switch segments[2] {
             case "read":
                 route = "POST /txn/{t}/read"
@@ -211,12 +222,12 @@ public struct RestmResponder: HTTPResponder {
 
         case ("watch", 1):
             route = "POST /watch"
-            guard method == .post else { throw methodNotAllowed() }
+            try only(.post)
             return try await watch(request)
 
         case ("events", 1):
             route = "GET /events"
-            guard method == .get else { throw methodNotAllowed() }
+            try only(.get)
             return try await events(request)
 
         case ("sys", 2):
@@ -224,12 +235,12 @@ public struct RestmResponder: HTTPResponder {
 
         case ("openapi.json", 1):
             route = "GET /openapi.json"
-            guard method == .get || method == .head else { throw methodNotAllowed() }
+            try only(.get, .head)
             return Reply.json(.ok, OpenAPIDocument.json)
 
         case ("metrics", 1):
             route = "GET /metrics"
-            guard method == .get else { throw methodNotAllowed() }
+            try only(.get)
             return Reply.text(MetricsReport(node: node, tasks: tasks).prometheus(), contentType: "text/plain; version=0.0.4")
 
         case ("task", _), ("demo", _):

@@ -14,11 +14,11 @@ import Foundation
 extension RestmResponder {
     func system(_ request: Request, _ name: String, route: inout String) async throws -> Response {
         let method = request.method
-        let isGet = method == .get || method == .head
+        func only(_ allowed: HTTPRequest.Method...) throws { try Self.only(method, allowed, request.uri.path) }
         switch name {
         case "health":
             route = "GET /sys/health"
-            guard isGet else { break }
+            try only(.get, .head)
             if let failure = node.store.failure {
                 // The store refuses everything until the node restarts: say so, so that a
                 // supervisor restarts it.
@@ -33,11 +33,11 @@ extension RestmResponder {
             return Reply.json(.serviceUnavailable, #"{"status":"shutting_down","error":"shutting_down","message":"the node is shutting down","retryable":true}"#)
         case "info":
             route = "GET /sys/info"
-            guard isGet else { break }
+            try only(.get, .head)
             return Reply.json(.ok, info())
         case "metrics":
             route = "GET /sys/metrics"
-            guard isGet else { break }
+            try only(.get, .head)
             let report = MetricsReport(node: node, tasks: tasks).json()
             if RequestParsing.wantsHTML(request) { return Explorer(node: node, tasks: tasks).metrics(json: report) }
             return Reply.json(.ok, report)
@@ -45,7 +45,7 @@ extension RestmResponder {
             route = "POST /sys/shutdown"
             // GET as API.md allows, never HEAD: a HEAD must be safe (RFC 9110), and link
             // checkers and monitors send them freely.
-            guard method == .get || method == .post else { break }
+            try only(.post, .get)
             let trigger = requestShutdown
             node.activity.add("shutdown requested over HTTP")
             node.refuseNewWork()
@@ -57,16 +57,16 @@ extension RestmResponder {
             return Reply.json(.accepted, #"{"status":"shutting_down"}"#)
         case "init":
             route = "POST /sys/init"
-            guard method == .get || method == .post else { break }
+            try only(.post, .get)
             let n = tasks.start()
             return Reply.json(.ok, "{\"status\":\"ok\",\"workers\":\(n)}")
         case "cluster":
             route = "GET /sys/cluster"
-            guard isGet else { break }
+            try only(.get, .head)
             return Reply.json(.ok, cluster())
         case "logs":
             route = "GET /sys/logs"
-            guard isGet else { break }
+            try only(.get, .head)
             let limit = min(try RequestParsing.intQuery(request, "limit", default: 100), node.limits.logEntriesMax)
             var out = "{\"entries\":["
             for (i, e) in node.activity.recent(limit).enumerated() {
@@ -81,7 +81,6 @@ extension RestmResponder {
         default:
             throw RestmError(.routeNotFound, "no route \(method) \(request.uri.path)")
         }
-        throw RestmError(.methodNotAllowed, "\(method) is not allowed on \(request.uri.path)")
     }
 
     static func iso(_ millis: UInt64) -> String {

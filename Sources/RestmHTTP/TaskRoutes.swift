@@ -6,11 +6,11 @@ import RestmTasks
 extension RestmResponder {
     func tasksRoute(_ request: Request, _ segments: [Substring], route: inout String) async throws -> Response? {
         let method = request.method
-        func methodNotAllowed() -> RestmError { RestmError(.methodNotAllowed, "\(method) is not allowed on \(request.uri.path)") }
+        func only(_ allowed: HTTPRequest.Method...) throws { try Self.only(method, allowed, request.uri.path) }
         switch (segments[0], segments.count) {
         case ("task", 1):
             route = "POST /task"
-            guard method == .post else { throw methodNotAllowed() }
+            try only(.post)
             let body = try await RequestParsing.object(request, limit: limits.requestBytesMax, depth: limits.jsonDepthMax)
             guard let kind = RequestParsing.member(body, "kind")?.stringValue else {
                 throw RestmError(.badRequest, "the body must be {\"kind\": name, \"input\": json}")
@@ -20,7 +20,7 @@ extension RestmResponder {
 
         case ("task", 3) where segments[1] == "info":
             route = "GET /task/info/{id}"
-            guard method == .get || method == .head else { throw methodNotAllowed() }
+            try only(.get, .head)
             let id = String(segments[2])
             let info = try await tasks.info(id)
             if RequestParsing.wantsHTML(request) { return try await Explorer(node: node, tasks: tasks).task(id, info) }
@@ -28,7 +28,7 @@ extension RestmResponder {
 
         case ("task", 3) where segments[1] == "result":
             route = "GET /task/result/{id}"
-            guard method == .get || method == .head else { throw methodNotAllowed() }
+            try only(.get, .head)
             let timeout = min(try RequestParsing.intQuery(request, "timeoutMs", default: 30_000), limits.watchTimeoutMsMax)
             switch try await tasks.result(String(segments[2]), timeout: .milliseconds(timeout)) {
             case .done(let v):
@@ -61,14 +61,14 @@ extension RestmResponder {
                 let seed = try RequestParsing.intQuery(request, "seed", default: Int.random(in: 1...Int(Int32.max)))
                 id = try await tasks.submit(TaskSpec(kind: "demo.sort", input: .object([("n", .number(String(n))), ("seed", .number(String(seed)))])))
             } else {
-                throw methodNotAllowed()
+                throw Self.notAllowed(method, [.get, .post], request.uri.path)
             }
             if RequestParsing.wantsHTML(request) { return Explorer(node: node).sortStarted(id) }
             return Reply.json(.accepted, "{\"task\":\(JSONWriter.quoted(id))}")
 
         case ("demo", 4) where segments[1] == "sort" && segments[2] == "result":
             route = "GET /demo/sort/result/{task}"
-            guard method == .get || method == .head else { throw methodNotAllowed() }
+            try only(.get, .head)
             // No run holds more than nMax strings; the cap keeps `offset + limit` within Int.
             let offset = min(try RequestParsing.intQuery(request, "offset", default: 0), SortDemo.nMax)
             let limit = min(try RequestParsing.intQuery(request, "limit", default: 100), limits.pageItemsMax)

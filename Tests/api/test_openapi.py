@@ -313,13 +313,18 @@ def test_other_methods_and_paths_are_refused(server, doc, world):
     documented = set(operations(doc))
     failures = []
 
-    def expect_refusal(m, path, allowed):
+    def expect_refusal(m, path, allowed, methods=None):
         s, body, h = routed_request(server, m, path)
         if s not in allowed:
             failures.append(f'{m} {path} -> {s} {body[:200]!r}; expected {"/".join(map(str, allowed))}')
             return
         if 'restm-ts' not in h:
             failures.append(f'{m} {path} -> {s} without Restm-Ts')
+        if s == 405:
+            # RFC 9110: a 405 lists what the path allows, here exactly what is documented.
+            got = {x.strip() for x in h.get('allow', '').split(',') if x.strip()}
+            if methods is not None and got != methods:
+                failures.append(f'{m} {path} -> 405 with Allow {sorted(got)}; documented {sorted(methods)}')
         if m == 'HEAD':
             return
         try:
@@ -331,9 +336,10 @@ def test_other_methods_and_paths_are_refused(server, doc, world):
             failures.append(f'{m} {path} -> {s} {body[:200]!r}; expected the error {code}')
 
     for template in doc['paths']:
+        methods = {m for m, t in documented if t == template}
         for m in METHODS:
             if (m, template) not in documented:
-                expect_refusal(m, fill(template, values), (405, 404))
+                expect_refusal(m, fill(template, values), (405, 404), methods)
     for path in UNROUTED:
         for m in METHODS:
             expect_refusal(m, path, (404, 405) if path.startswith('/txn/') else (404,))
