@@ -24,10 +24,13 @@ struct SQLiteRow {
 
 /// The statements of the commit path: found by index, not by hashing their text on every call.
 enum HotStatement: Int, CaseIterable {
-    case latestSeq, upsertLatest, raiseCeiling
+    case latestSeq, upsertLatest, raiseCeiling, begin, commit
 
     var sql: String {
         switch self {
+        // A group commit's own: prepared once rather than parsed by `exec` every time.
+        case .begin: return "BEGIN IMMEDIATE"
+        case .commit: return "COMMIT"
         case .latestSeq: return "SELECT seq FROM latest WHERE ptr = ?"
         case .upsertLatest:
             return "INSERT INTO latest (ptr, seq, live) VALUES (?, ?, ?) ON CONFLICT(ptr) DO UPDATE SET seq = excluded.seq, live = excluded.live"

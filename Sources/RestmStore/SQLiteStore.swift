@@ -419,7 +419,7 @@ public final class SQLiteStore: Store, @unchecked Sendable {
     public func commit(_ records: [CommitRecord], ceiling: Timestamp?) throws -> [CommitOutcome] {
         try withWriter { w in
             let db = w.db
-            try db.exec("BEGIN IMMEDIATE")
+            try db.run(.begin)
             var outcomes: [CommitOutcome] = []
             outcomes.reserveCapacity(records.count)
             let writeCount = records.reduce(0) { $0 + $1.writes.count }
@@ -487,7 +487,7 @@ public final class SQLiteStore: Store, @unchecked Sendable {
                 throw error
             }
             do {
-                try db.exec("COMMIT")
+                try db.run(.commit)
                 if faults.withLock({ $0.commitFailsAfterWriting }) { throw StoreError.failed("injected: COMMIT reported a failure") }
             } catch let e as StoreError {
                 // A failed COMMIT may or may not have reached the log: say so, and take the
