@@ -66,9 +66,10 @@ public struct RestmResponder: HTTPResponder {
         return response
     }
 
-    /// 405 unless `method` is one of `allowed`, which the answer's `Allow` header lists.
-    static func only(_ method: HTTPRequest.Method, _ allowed: [HTTPRequest.Method], _ path: String) throws {
-        if !allowed.contains(method) { throw notAllowed(method, allowed, path) }
+    /// 405 unless `method` is `a` or `b`, which the answer's `Allow` header lists (no
+    /// allocation on the way through: every request passes here).
+    static func only(_ method: HTTPRequest.Method, _ a: HTTPRequest.Method, _ b: HTTPRequest.Method? = nil, _ path: String) throws {
+        guard method == a || method == b else { throw notAllowed(method, b.map { [a, $0] } ?? [a], path) }
     }
 
     static func notAllowed(_ method: HTTPRequest.Method, _ allowed: [HTTPRequest.Method], _ path: String) -> RestmError {
@@ -136,8 +137,8 @@ public struct RestmResponder: HTTPResponder {
         var segments = path.split(separator: "/", omittingEmptySubsequences: false)
         if segments.first == "" { segments.removeFirst() }
         let method = request.method
-        func only(_ allowed: HTTPRequest.Method...) throws {
-            try Self.only(method, allowed, path)
+        func only(_ a: HTTPRequest.Method, _ b: HTTPRequest.Method? = nil) throws {
+            try Self.only(method, a, b, path)
         }
         func decoded(_ s: Substring) throws -> String {
             guard let d = RequestParsing.percentDecode(s) else { throw RestmError(.badPointer, "malformed percent-encoding in the path") }
@@ -204,7 +205,7 @@ public struct RestmResponder: HTTPResponder {
             try only(.get)
             return try await txnStatus(request, try decoded(segments[1]))
 
-        case ("txn", 3) where ["read", "commit", "abort"].contains(segments[2]):
+        case ("txn", 3) where segments[2] == "read" || segments[2] == "commit" || segments[2] == "abort":
             let t = try decoded(segments[1])
             try only(.post)
             switch segments[2] {

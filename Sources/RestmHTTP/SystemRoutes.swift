@@ -14,7 +14,7 @@ import Foundation
 extension RestmResponder {
     func system(_ request: Request, _ name: String, route: inout String) async throws -> Response {
         let method = request.method
-        func only(_ allowed: HTTPRequest.Method...) throws { try Self.only(method, allowed, request.uri.path) }
+        func only(_ a: HTTPRequest.Method, _ b: HTTPRequest.Method? = nil) throws { try Self.only(method, a, b, request.uri.path) }
         switch name {
         case "health":
             route = "GET /sys/health"

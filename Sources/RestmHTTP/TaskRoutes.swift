@@ -6,7 +6,7 @@ import RestmTasks
 extension RestmResponder {
     func tasksRoute(_ request: Request, _ segments: [Substring], route: inout String) async throws -> Response? {
         let method = request.method
-        func only(_ allowed: HTTPRequest.Method...) throws { try Self.only(method, allowed, request.uri.path) }
+        func only(_ a: HTTPRequest.Method, _ b: HTTPRequest.Method? = nil) throws { try Self.only(method, a, b, request.uri.path) }
         switch (segments[0], segments.count) {
         case ("task", 1):
             route = "POST /task"
