@@ -1,5 +1,6 @@
 import Hummingbird
 import NIOCore
+import NIOHTTP1
 import RestmCore
 import RestmNode
 
@@ -38,12 +39,17 @@ enum RequestParsing {
         }
     }
 
-    /// The whole body, refusing more than `limit` bytes with 413.
+    /// The whole body, refusing more than `limit` bytes with 413 and a body the HTTP parser
+    /// rejects (a broken chunked encoding) with 400.
     static func body(_ request: Request, limit: Int) async throws -> ByteBuffer {
         do {
             return try await request.body.collect(upTo: limit)
-        } catch {
+        } catch is NIOTooManyBytesError {
             throw RestmError(.tooLarge, "the request body is larger than \(limit) bytes")
+        } catch let e as HTTPParserError {
+            throw RestmError(.badRequest, "malformed HTTP request: \(MalformedRequestHandler.describe(e))")
+        } catch {
+            throw RestmError(.badRequest, "the request body could not be read: \(error)")
         }
     }
 

@@ -104,6 +104,7 @@ struct Serve: AsyncParsableCommand {
         }
         let app = Application(
             responder: responder,
+            server: .restm(node),
             configuration: .init(address: .hostname(host, port: port), serverName: "restm"),
             onServerRunning: { _ in
                 logger.info("serving", metadata: ["restm.url": "http://\(host):\(port)", "restm.data": "\(data)"])

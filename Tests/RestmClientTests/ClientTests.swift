@@ -300,7 +300,7 @@ import Testing
 /// Runs `body` with `node` served over HTTP on a free loopback port, then stops the server.
 func withServedNode(_ node: Node, _ body: @Sendable (Int) async throws -> Void) async throws {
     let serverPort = ServerPort()
-    let app = Application(responder: RestmResponder(node: node), configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+    let app = Application(responder: RestmResponder(node: node), server: .restm(node), configuration: .init(address: .hostname("127.0.0.1", port: 0)),
                           onServerRunning: { channel in serverPort.set(channel.localAddress?.port ?? 0) })
     try await withThrowingTaskGroup(of: Void.self) { group in
         group.addTask { try await app.runService(gracefulShutdownSignals: []) }

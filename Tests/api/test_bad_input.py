@@ -480,6 +480,74 @@ def test_bad_query_parameters(server, ref):
     ref.check('bad query parameters')
 
 
+def raw_exchange(server, data, timeout=10.0):
+    """Sends `data` as is on a new connection and reads until the node closes it."""
+    import socket
+    with socket.create_connection((server.host, server.port), timeout=timeout) as s:
+        s.sendall(data)
+        out = b''
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return out
+            out += chunk
+
+
+def split_answers(raw):
+    """The HTTP/1.1 answers in `raw`, each as (status, headers, JSON body); every answer of a
+    node has a Content-Length."""
+    answers = []
+    while raw:
+        head, sep, rest = raw.partition(b'\r\n\r\n')
+        assert sep, f'an answer without the end of its head: {raw[:300]!r}'
+        lines = head.decode('latin-1').split('\r\n')
+        status = int(lines[0].split()[1])
+        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(':') for line in lines[1:])}
+        n = int(headers['content-length'])
+        body, raw = rest[:n], rest[n:]
+        answers.append((status, headers, json.loads(body) if n else None))
+    return answers
+
+
+MALFORMED_HTTP = {
+    'unknown method': b'FROB /sys/health HTTP/1.1\r\nHost: x\r\n\r\n',
+    'request line too large': b'GET /' + b'a' * 200_000 + b' HTTP/1.1\r\nHost: x\r\n\r\n',
+    'header too large': b'GET /sys/health HTTP/1.1\r\nHost: x\r\nX-Big: ' + b'b' * 200_000 + b'\r\n\r\n',
+    'bad Content-Length': b'POST /txn HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n{}',
+    'bad header token': b'GET /sys/health HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n',
+    'not HTTP': b'\x00\x01\x02 hello\r\n\r\n',
+    'bad chunk size': b'POST /txn HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n'
+                      b'Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n',
+}
+
+
+@pytest.mark.parametrize('label', list(MALFORMED_HTTP))
+def test_malformed_http(server, ref, label):
+    """A request the HTTP parser rejects gets API.md's JSON error and `Restm-Ts`, like every
+    other error, and changes nothing; the node stays healthy."""
+    answers = split_answers(raw_exchange(server, MALFORMED_HTTP[label]))
+    assert len(answers) == 1, f'{label}: expected one answer, got {answers}'
+    status, headers, body = answers[0]
+    expect_error(status, body, 400, 'bad_request', label)
+    assert 'malformed HTTP request' in body['message'], f'{label}: {show(body)}'
+    assert headers.get('content-type', '').startswith('application/json'), f'{label}: {headers}'
+    assert headers.get('restm-ts'), f'{label}: no Restm-Ts header: {headers}'
+    ref.check(label)
+    s, r, _ = server.call('GET', '/sys/health')
+    assert s == 200 and r == {'status': 'ok'}, f'after {label}: /sys/health -> {s} {show(r)}'
+
+
+def test_malformed_http_after_a_good_request(server, ref):
+    """A malformed request pipelined behind a good one: the good one is answered first and
+    in full, then the malformed one gets the JSON error, and the connection closes."""
+    good = b'GET /ptr/' + ref.x.encode() + b' HTTP/1.1\r\nHost: x\r\n\r\n'
+    answers = split_answers(raw_exchange(server, good + MALFORMED_HTTP['unknown method']))
+    assert [a[0] for a in answers] == [200, 400], f'answers: {answers}'
+    assert answers[0][2]['value'] == {'v': 1}, f'the good request\'s answer: {answers[0]}'
+    expect_error(answers[1][0], answers[1][2], 400, 'bad_request', 'pipelined malformed request')
+    ref.check('a malformed request pipelined behind a good one')
+
+
 def test_node_still_healthy(server):
     assert server.alive(), 'the node process exited'
     s, r, _ = server.call('GET', '/sys/health')
