@@ -4,7 +4,7 @@
 ///     let v = try JSONValue.parse(Array(#"{"balance": 100}"#.utf8))
 ///     v["balance"]?.intValue   // 100
 ///     v.compactText            // {"balance":100}
-public indirect enum JSONValue: Sendable, Equatable {
+public enum JSONValue: Sendable, Equatable {
     case null
     case bool(Bool)
     case number(String)
