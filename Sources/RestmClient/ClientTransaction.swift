@@ -19,6 +19,9 @@ struct ClientTxnState {
     var writes: [String: JSONValue?] = [:]
     /// The id of this attempt's optimistic commit (cache mode), once it is sent.
     var clientID: String?
+    /// Conflicts the node retried itself before this attempt's commit went through (an
+    /// optimistic commit is a single-request transaction, which the node retries).
+    var nodeRetries = 0
 }
 
 /// A transaction body's handle: reads go to the node (the first ones together with begin),
@@ -309,7 +312,8 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
             throw e
         }
         switch outcome {
-        case .committed(let ts):
+        case .committed(let ts, let attempts):
+            if attempts > 1 { state.withLock { $0.nodeRetries = attempts - 1 } }
             for (p, v) in writes { cache.store(p, value: v, version: v == nil ? nil : ts, stamp: ts) }
             return ts
         case .stale(let current):
@@ -335,6 +339,9 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
     }
 
     var clientID: String? { state.withLock { $0.clientID } }
+
+    /// Conflicts the node retried itself before the commit went through.
+    var nodeRetries: Int { state.withLock { $0.nodeRetries } }
 
     /// Every pointer read or written, sorted.
     var touched: [String] {

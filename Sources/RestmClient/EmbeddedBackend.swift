@@ -60,7 +60,8 @@ public struct EmbeddedBackend: TransactionBackend {
 
     public func commitExpecting(id: String, expect: [(String, Timestamp?)], writes: [(String, String?)]) async throws -> ExpectingOutcome {
         do {
-            return .committed(try await node.oneShot(OneShotRequest(expect: expect, writes: writes, txn: id)).ts)
+            let r = try await node.oneShot(OneShotRequest(expect: expect, writes: writes, txn: id))
+            return .committed(r.ts, attempts: r.attempts)
         } catch let e as RestmError where e.code == .expectationFailed {
             let values = e.extra.first(where: { $0.0 == "values" }).flatMap { try? JSONValue.parse(Array($0.1.utf8)) }
             return .stale(HTTPBackend.values(values.map { .object([("values", $0)]) }))

@@ -199,7 +199,7 @@ public final class HTTPBackend: TransactionBackend {
             return .stale(Self.values(json))
         }
         try Self.check(status, json)
-        return .committed(json?["ts"]?.stringValue.flatMap { Timestamp(text: $0) } ?? .zero)
+        return .committed(json?["ts"]?.stringValue.flatMap { Timestamp(text: $0) } ?? .zero, attempts: max(1, json?["attempts"]?.intValue ?? 1))
     }
 
     public func resolve(id: String) async throws -> Timestamp? {

@@ -16,8 +16,14 @@ public struct AtomicOptions: Sendable {
 
 /// Counters of one `atomically` call, for benchmarks and tests.
 public struct AtomicReport: Sendable {
+    /// Runs of the transaction: the body's runs (including one that stepped back to queue
+    /// behind a conflicting transaction, or re-ran without the read cache after its body
+    /// failed on cached values), plus the conflicts the node retried itself inside an
+    /// optimistic commit.
     public var attempts = 0
+    /// Conflicts: attempts that failed with a retryable error, here or inside the node.
     public var conflicts = 0
+    /// `retry()` waits.
     public var retries = 0
 }
 
@@ -96,6 +102,10 @@ public struct TransactionalMemory<B: TransactionBackend>: Sendable {
                 }
                 do {
                     _ = try await tx.commit()
+                    // Conflicts the node retried inside the commit count as the caller's own.
+                    let hidden = tx.nodeRetries
+                    report.attempts += hidden
+                    report.conflicts += hidden
                 } catch let e as ClientError where Self.isUnknownOutcome(e) {
                     // The commit may have happened: ask, never re-run blindly.
                     if let id = tx.clientID {

@@ -93,7 +93,9 @@ public protocol TransactionBackend: Sendable {
 
 /// What an optimistic commit (`commitExpecting`) answers.
 public enum ExpectingOutcome: Sendable {
-    case committed(Timestamp)
+    /// Committed at this timestamp; `attempts` > 1 when the node retried conflicts itself
+    /// before it committed (each such retry is a conflict the caller did not see).
+    case committed(Timestamp, attempts: Int = 1)
     /// A version read was no longer current: the current value and version of each such
     /// pointer (a 412 `expectation_failed`); nothing was written.
     case stale([String: ReadValue])

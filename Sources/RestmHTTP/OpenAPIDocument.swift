@@ -3005,6 +3005,11 @@ enum OpenAPIDocument {
               "txn": {
                 "type": "string",
                 "description": "The client-chosen id, when one was given."
+              },
+              "attempts": {
+                "type": "integer",
+                "minimum": 2,
+                "description": "How many times the node ran the transaction, when it retried conflicts itself before it committed (absent when it ran once)."
               }
             }
           },

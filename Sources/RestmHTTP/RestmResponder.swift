@@ -449,6 +449,8 @@ public struct RestmResponder: HTTPResponder {
         o.string("status", "committed")
         o.string("ts", r.ts.text)
         o.raw("values", values)
+        // Extension: the node retried conflicts itself (API.md's single-request retries).
+        if r.attempts > 1 { o.int("attempts", r.attempts) }
         return o.text
     }
 

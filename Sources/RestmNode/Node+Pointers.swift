@@ -22,6 +22,8 @@ public struct OneShotRequest: Sendable {
 public struct OneShotResult: Sendable {
     public var ts: Timestamp
     public var values: [(String, ReadResult)]
+    /// How many times the node ran it: more than 1 when it retried conflicts itself.
+    public var attempts = 1
 }
 
 extension Node {
@@ -126,7 +128,13 @@ extension Node {
             throw RestmError(.tooLarge, "a transaction may touch at most \(limits.pointersPerTxnMax) pointers")
         }
         guard let cid = req.txn else {
-            return try await autoRetry { t in try await self.oneShotAttempt(t, req) }
+            var attempt = 0
+            var r = try await autoRetry { t in
+                attempt += 1
+                return try await self.oneShotAttempt(t, req)
+            }
+            r.attempts = attempt
+            return r
         }
         guard ClientTxnID.isValid(cid) else {
             throw RestmError(.badRequest, "txn must be a c followed by 16 to 64 of A-Z a-z 0-9 _ -")
@@ -151,13 +159,14 @@ extension Node {
             // reader may have resolved a stalled attempt's intents as aborted. Either way the
             // store refuses a second record, and the recorded outcome is the answer.
             var attempt = 0
-            let r = try await autoRetry(id: cid) { t in
+            var r = try await autoRetry(id: cid) { t in
                 attempt += 1
                 if attempt > 1, let known = try await storeCall("record", { try self.store.record(of: cid) }) {
                     throw AlreadyRecorded(status: known)
                 }
                 return try await self.oneShotAttempt(t, req)
             }
+            r.attempts = attempt
             registry.finish(claim, summary: TxnSummary(id: cid, rv: r.ts, status: .committed(r.ts), reads: req.reads.count + req.expect.count, writes: req.writes.count))
             return r
         } catch let known as AlreadyRecorded {

@@ -11,7 +11,14 @@ import Synchronization
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a benchmark workload: bank, hot or read-mostly (or ping: the cost of one HTTP request).",
-        discussion: "Progress goes to standard error; the final result is one JSON line on standard output.")
+        discussion: """
+            Progress goes to standard error; the final result is one JSON line on standard output. \
+            The accounts acct:0 … acct:<A-1> are set to {"balance": 100} first and left in place (with --embedded, \
+            in a temporary directory removed at the end unless --data names one). total_ok reads every account back \
+            from the node. conflicts_per_commit and max_attempts count the conflicts the node retried itself too. \
+            read-mostly: transfers_per_s counts its transfers, txns_per_s every transaction; the latencies, \
+            conflicts and attempts cover every transaction.
+            """)
 
     enum EmbeddedStore: String, ExpressibleByArgument, CaseIterable {
         case sqlite, memory
@@ -31,7 +38,7 @@ struct Bench: AsyncParsableCommand {
 
     @Argument(help: "bank | hot | read-mostly | ping (GET /sys/health in a loop: the cost of a request alone)") var workload: Workload
     @Option(help: "Base URL of a node.") var url = "http://127.0.0.1:9000"
-    @Flag(help: "Run against an embedded node in this process (durable SQLite in a temporary directory).") var embedded = false
+    @Flag(help: "Run against an embedded node in this process (durable SQLite in a temporary directory, removed at the end; --data keeps one).") var embedded = false
     @Option(help: "Data directory for --embedded (default: a fresh temporary one).") var data: String?
     @Option(help: "Store of --embedded: sqlite (durable, the default) or memory (not durable; only to measure what the store costs).")
     var store: EmbeddedStore = .sqlite
@@ -52,6 +59,9 @@ struct Bench: AsyncParsableCommand {
         guard seconds > 0, warmup >= 0 else { throw ValidationError("--seconds must be positive") }
         guard batching >= 0, batching <= 1_024 else { throw ValidationError("--batching must be 0–1024") }
         if let a = accounts, a < 2 { throw ValidationError("--accounts must be at least 2") }
+        if workload == .readMostly, let a = accounts, a < 5 {
+            throw ValidationError("read-mostly reads 5 distinct accounts: --accounts must be at least 5")
+        }
     }
 
     /// Over HTTP the cache saves a round trip per transaction; embedded, reads cost no round
@@ -105,9 +115,11 @@ struct Bench: AsyncParsableCommand {
     static func account(_ i: Int) -> String { "acct:\(i)" }
     static let hundred: JSONValue = .object([("balance", .number("100"))])
 
-    /// Traffic counts at the start and the end of the measured window.
+    /// Traffic counts at the start and the end of the measured window, and when it began and
+    /// ended as it really ran (the one-second sleeps drift a little).
     final class TrafficWindow: Sendable {
         let counts = Mutex<[(requests: Int, exchanges: Int)]>([])
+        let span = Mutex<(start: ContinuousClock.Instant?, end: ContinuousClock.Instant?)>((nil, nil))
     }
 
     final class Stats: Sendable {
@@ -143,6 +155,7 @@ struct Bench: AsyncParsableCommand {
         let stats = Stats()
         let cpuStart = Self.cpuSeconds()
         let trafficWindow = TrafficWindow()
+        let begun = ContinuousClock.now
         try await withThrowingTaskGroup(of: Void.self) { group in
             for c in 0..<clients {
                 group.addTask {
@@ -176,8 +189,7 @@ struct Bench: AsyncParsableCommand {
                                 try await tx.write(pb, .object([("balance", .number(String(bb + amount)))]))
                             }
                         }
-                        let ms = Double((ContinuousClock.now - start).components.attoseconds) / 1e15
-                            + Double((ContinuousClock.now - start).components.seconds) * 1000
+                        let ms = Self.millis(ContinuousClock.now - start)
                         if stats.measuring.load(ordering: .relaxed) {
                             if readOnly { local.readOnly += 1 } else { local.transfers += 1 }
                             local.conflicts += report.conflicts
@@ -196,6 +208,7 @@ struct Bench: AsyncParsableCommand {
             group.addTask {
                 try await Task.sleep(for: .seconds(warmup))
                 if let t = traffic() { trafficWindow.counts.withLock { $0.append(t) } }
+                trafficWindow.span.withLock { $0.start = ContinuousClock.now }
                 stats.measuring.store(true, ordering: .relaxed)
                 var last = stats.progress.load(ordering: .relaxed)
                 for t in 1...seconds {
@@ -205,20 +218,25 @@ struct Bench: AsyncParsableCommand {
                     last = now
                 }
                 stats.measuring.store(false, ordering: .relaxed)
+                trafficWindow.span.withLock { $0.end = ContinuousClock.now }
                 if let t = traffic() { trafficWindow.counts.withLock { $0.append(t) } }
                 stats.stop.store(true, ordering: .relaxed)
             }
             try await group.waitForAll()
         }
         let cpu = Self.cpuSeconds() - cpuStart
+        let elapsed = Self.millis(ContinuousClock.now - begun) / 1000
+        let measured = trafficWindow.span.withLock { w in w.start.flatMap { s in w.end.map { Self.millis($0 - s) / 1000 } } } ?? Double(seconds)
 
-        // Read every account back. All clients have stopped, so the state is quiescent and
-        // may be read in several transactions (one may touch at most 10,000 pointers).
+        // Read every account back from the node (not from the read cache, which holds what
+        // this process wrote). All clients have stopped, so the state is quiescent and may
+        // be read in several transactions (one may touch at most 10,000 pointers).
+        let reader = TransactionalMemory(backend: memory.backend)
         var total = 0
         var j = 0
         while j < n {
             let chunk = (j..<min(n, j + 5_000)).map(Self.account)
-            total += try await memory.atomically { tx in
+            total += try await reader.atomically { tx in
                 var sum = 0
                 var k = 0
                 while k < chunk.count {
@@ -233,7 +251,7 @@ struct Bench: AsyncParsableCommand {
         let s = stats.s.withLock { $0 }
         let lat = s.latencies.sorted()
         func pct(_ p: Double) -> Double { lat.isEmpty ? 0 : lat[min(lat.count - 1, Int(Double(lat.count) * p))] }
-        let secs = Double(seconds)
+        let secs = measured
         let committed = s.transfers + s.readOnly
         let window = trafficWindow.counts.withLock { $0 }
         /// HTTP requests (or exchanges on the wire) per committed transaction, retries included.
@@ -260,7 +278,7 @@ struct Bench: AsyncParsableCommand {
             ("read_cache", cacheOn ? "\"on\"" : "\"off\""),
             ("requests_per_transfer", perTransfer(\.requests)),
             ("exchanges_per_transfer", perTransfer(\.exchanges)),
-            ("bench_cpu_percent", String(format: "%.1f", 100 * cpu / (secs + Double(warmup)))),
+            ("bench_cpu_percent", String(format: "%.1f", 100 * cpu / elapsed)),
             ("seed", String(seed)),
         ])
         print("{" + o.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}")
@@ -268,6 +286,10 @@ struct Bench: AsyncParsableCommand {
             log("TOTAL MISMATCH: \(total) != \(100 * n)")
             throw ExitCode(2)
         }
+    }
+
+    static func millis(_ d: Duration) -> Double {
+        Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15
     }
 
     static func flush(_ local: inout Stats.S, into stats: Stats) {
@@ -307,7 +329,7 @@ struct Bench: AsyncParsableCommand {
             try? await backend.shutdown()
             throw error
         }
-        let secs = Double((ContinuousClock.now - start).components.seconds) + Double((ContinuousClock.now - start).components.attoseconds) / 1e18
+        let secs = Self.millis(ContinuousClock.now - start) / 1000
         let cpu = Self.cpuSeconds() - cpuStart
         try await backend.shutdown()
         let n = Double(stats.progress.load(ordering: .relaxed))

@@ -150,6 +150,66 @@ import Testing
         #expect(try await node.get("once")?.value == "1")
     }
 
+    /// Answers every optimistic commit as if the node had retried it `attempts` times.
+    struct RetriedOnTheNodeBackend: ForwardingBackend {
+        let inner: EmbeddedBackend
+        let attempts: Int
+
+        func commitExpecting(id: String, expect: [(String, Timestamp?)], writes: [(String, String?)]) async throws -> ExpectingOutcome {
+            guard case .committed(let ts, _) = try await inner.commitExpecting(id: id, expect: expect, writes: writes) else {
+                Issue.record("the commit did not go through")
+                throw ClientError.transport("unexpected")
+            }
+            return .committed(ts, attempts: attempts)
+        }
+    }
+
+    /// Conflicts the node retried inside an optimistic commit are the transaction's own: a
+    /// benchmark that counted only what the client saw would under-report them.
+    @Test func conflictsTheNodeRetriedCountAsTheTransactions() async throws {
+        let node = try await Node.open(store: MemoryStore())
+        let memory = TransactionalMemory(backend: RetriedOnTheNodeBackend(inner: EmbeddedBackend(node: node), attempts: 3), cache: ReadCache())
+        let (_, report) = try await memory.atomicallyReporting { tx in
+            let n = try await tx.read("n")?.intValue ?? 0
+            try await tx.write("n", Self.number(n + 1))
+        }
+        #expect(report.attempts == 3 && report.conflicts == 2)
+        let (_, once) = try await TransactionalMemory(backend: EmbeddedBackend(node: node), cache: ReadCache()).atomicallyReporting { tx in
+            try await tx.write("n", Self.number(0))
+        }
+        #expect(once.attempts == 1 && once.conflicts == 0)
+    }
+
+    /// Blind one-shots racing on one pointer: the node retries the ones that collide and
+    /// says how many times it ran each, which adds up to the conflicts it counted.
+    @Test func theNodeSaysHowOftenItRanAOneShot() async throws {
+        let node = try await Node.open(store: MemoryStore())
+        final class Seen: Sendable { let attempts = Mutex<[Int]>([]) }
+        func conflicts() -> Int { node.metrics.snapshot().counters.filter { $0.key.hasPrefix("conflict_") }.values.reduce(0, +) }
+        // Collisions are likely but not certain in one round: race until some were retried.
+        for round in 1...20 {
+            let before = conflicts()
+            let seen = Seen()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for c in 0..<16 {
+                    group.addTask {
+                        for i in 0..<50 {
+                            let r = try await node.oneShot(OneShotRequest(writes: [("hot", "\(c * 1000 + i)")], txn: ClientTxnID.make()))
+                            seen.attempts.withLock { $0.append(r.attempts) }
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let attempts = seen.attempts.withLock { $0 }
+            #expect(attempts.count == 800 && attempts.allSatisfy { $0 >= 1 })
+            #expect(attempts.reduce(0) { $0 + $1 - 1 } == conflicts() - before, "each retry is one conflict the node counted")
+            if attempts.contains(where: { $0 > 1 }) { return }
+            print("round \(round): no one-shot was retried; racing again")
+        }
+        Issue.record("800 racing one-shots on one pointer, 20 times, and the node never retried one")
+    }
+
     // MARK: client-chosen ids on the node
 
     @Test func aClientIDRunsOnceAndAnIDAskedAboutFirstNeverRuns() async throws {

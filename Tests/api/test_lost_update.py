@@ -177,3 +177,39 @@ def test_create_once_race(server, seed):
             assert (s == 412 and error_shape(r, 'expectation_failed')) or (s == 409 and error_shape(r, 'conflict')), \
                 f'{s} {show(r)}'
         assert server.value(p) == f'writer-{wins[0]}'
+
+
+def test_one_shots_say_how_often_the_node_ran_them(server, seed):
+    """Blind one-shot writes racing on one pointer: the node retries those that collide
+    (API.md's single-request retries) and says so with `attempts` (docs/API-EXTENSIONS.md),
+    so that a client can count the conflicts it did not see. The retries add up to the
+    conflicts /sys/metrics counted meanwhile (at least: other work may conflict too)."""
+    p = unique('race') + 'hot'
+    lock = threading.Lock()
+
+    def conflicts():
+        s, m, _ = server.call('GET', '/sys/metrics')
+        assert s == 200, f'{s} {show(m)}'
+        return sum(m['txns']['conflicts'].values())
+
+    for _ in range(10):
+        before = conflicts()
+        seen = []
+
+        def writer(k):
+            for i in range(INCREMENTS):
+                s, r = server.one_shot(writes={p: k * 1000 + i})
+                assert s == 200, f'one-shot -> {s} {show(r)}'
+                a = r.get('attempts', 1)
+                assert isinstance(a, int) and a >= 1 and ('attempts' not in r or a >= 2), f'attempts: {show(r)}'
+                with lock:
+                    seen.append(a)
+
+        run_threads(writer, seed)
+        extra = sum(a - 1 for a in seen)
+        counted = conflicts() - before
+        assert len(seen) == THREADS * INCREMENTS
+        assert extra <= counted, f'answers report {extra} retries, the node counted {counted} conflicts; seed={seed}'
+        if extra > 0:
+            return
+    raise AssertionError(f'{THREADS} threads racing on one pointer, 10 times, and the node never retried; seed={seed}')
