@@ -77,3 +77,14 @@ def test_bench_read_cache_and_batching(server, cache, batching):
             e = run_bench(['bank', '--embedded', '--data', d + '/data2', '--read-cache', 'on', '--accounts', '50', '--clients', '4',
                            '--seconds', '1', '--warmup', '0'])
             assert e['read_cache'] == 'on' and e['total_ok'] is True, e
+
+
+def test_read_mostly_needs_five_accounts():
+    """read-mostly reads 5 distinct accounts per transaction: fewer is refused at once (it
+    used to loop forever looking for a fifth)."""
+    r = subprocess.run([str(restm_bin()), 'bench', 'read-mostly', '--embedded', '--store', 'memory', '--accounts', '4',
+                        '--seconds', '1', '--warmup', '0'], capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0 and '--accounts' in r.stderr, f'exit {r.returncode}: {r.stderr[-500:]}'
+    r = run_bench(['read-mostly', '--embedded', '--store', 'memory', '--accounts', '5', '--clients', '2',
+                   '--seconds', '1', '--warmup', '0'])
+    assert r['total_ok'] is True and r['accounts'] == 5, r
