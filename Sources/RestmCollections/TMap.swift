@@ -2,8 +2,9 @@ import RestmCore
 
 /// A hash map of string keys to JSON values, stored as a hash trie of pointers.
 ///
-/// Each node is a pointer: a leaf holds up to `leafEntriesMax` entries
-/// (`{"e": [[key, value], …]}`), a branch (`{"b": true}`) has 16 children whose ids extend its
+/// Each node is a pointer: a leaf holds up to `leafEntriesMax` entries and, unless one entry
+/// is larger by itself, up to `leafBytesMax` bytes of JSON (`{"e": [[key, value], …]}`:
+/// a pointer's value is bounded, 1 MiB by default), a branch (`{"b": true}`) has 16 children whose ids extend its
 /// own by one hex digit of the key's stable hash: `<name>~m` is the root, `<name>~m3` its
 /// fourth child, `<name>~m3a` a grandchild. An absent node is an empty leaf, so the map needs no
 /// creation and ids are computed, not stored. A leaf that overflows becomes a branch; branches
@@ -17,15 +18,19 @@ import RestmCore
 public struct TMap: Sendable, Hashable {
     public let name: String
     public let leafEntriesMax: Int
+    /// A leaf whose JSON would be larger splits too (when it holds more than one entry).
+    public let leafBytesMax: Int
     let size: TCounter
 
     /// Depth at which leaves stop splitting (16 hex digits use all 64 bits of the hash).
     static let depthMax = 16
 
-    public init(_ name: String, leafEntriesMax: Int = 64) throws {
+    public init(_ name: String, leafEntriesMax: Int = 64, leafBytesMax: Int = 256 * 1024) throws {
         self.name = try Names.validate(name)
         guard (2...4096).contains(leafEntriesMax) else { throw CollectionError.limit("a map leaf holds 2–4096 entries") }
+        guard leafBytesMax >= 1024 else { throw CollectionError.limit("a map leaf may hold at least 1,024 bytes") }
         self.leafEntriesMax = leafEntriesMax
+        self.leafBytesMax = leafBytesMax
         self.size = TCounter(unchecked: name + "~m.size")
     }
 
@@ -80,7 +85,8 @@ public struct TMap: Sendable, Hashable {
         if let i = entries.firstIndex(where: { codePointEqual($0.0, key) }) {
             let old = entries[i].1
             entries[i].1 = value
-            try await tx.write(node(path), Self.leafValue(entries))
+            // A larger value may push the leaf past `leafBytesMax`.
+            try await store(tx, path, entries)
             return old
         }
         entries.append((key, value))
@@ -89,11 +95,14 @@ public struct TMap: Sendable, Hashable {
         return nil
     }
 
-    /// Writes a leaf's entries, splitting it into a branch while it is over capacity.
+    /// Writes a leaf's entries, splitting it into a branch while it is over capacity: more
+    /// than `leafEntriesMax` entries, or more than one entry in over `leafBytesMax` bytes.
     func store(_ tx: any Transaction, _ path: String, _ entries: [(String, JSONValue)]) async throws {
         let depth = path.count
-        guard entries.count > leafEntriesMax, depth < Self.depthMax else {
-            try await tx.write(node(path), Self.leafValue(entries))
+        let leaf = Self.leafValue(entries)
+        let over = entries.count > leafEntriesMax || (entries.count > 1 && leaf.compactText.utf8.count > leafBytesMax)
+        guard over, depth < Self.depthMax else {
+            try await tx.write(node(path), leaf)
             return
         }
         try await tx.write(node(path), .object([("b", .bool(true))]))

@@ -514,6 +514,48 @@ import Testing
         #expect(mapGets == [Self.num(1), Self.num(2)])
     }
 
+    /// Large values: a leaf splits by bytes as well as by entries, so a map of values of
+    /// tens of KB (far more in all than one pointer may hold, 1 MiB) takes every put, and a
+    /// value that grows in place splits its leaf too. Before, the 17th value of 60 KB made
+    /// the root leaf too large to write (413).
+    @Test func largeValuesSplitLeavesByBytes() async throws {
+        let memory = try await Self.embedded()
+        let map = try TMap("t8-map")
+        @Sendable func big(_ i: Int, _ bytes: Int) -> JSONValue { .string(String(repeating: Character(UnicodeScalar(UInt8(97 + i % 26))), count: bytes)) }
+        for i in 0..<40 {
+            try await memory.atomically { tx in _ = try await map.put(tx, "k\(i)", big(i, 60_000)) }
+        }
+        // Small values that then grow in place, in one transaction each.
+        for i in 40..<50 {
+            try await memory.atomically { tx in _ = try await map.put(tx, "k\(i)", Self.num(i)) }
+        }
+        for i in 40..<50 {
+            try await memory.atomically { tx in _ = try await map.put(tx, "k\(i)", big(i, 200_000)) }
+        }
+        let (count, entries, gets) = try await memory.atomically { tx in
+            var gets: [JSONValue?] = []
+            for i in 0..<50 { gets.append(try await map.get(tx, "k\(i)")) }
+            return (try await map.count(tx), try await map.entries(tx), gets)
+        }
+        #expect(count == 50 && entries.count == 50)
+        for i in 0..<50 {
+            #expect(gets[i] == big(i, i < 40 ? 60_000 : 200_000), "k\(i)")
+        }
+        // Every node stays within the leaf's byte budget, unless it holds a single entry.
+        var nodes = ["t8-map~m"]
+        for a in 0..<16 {
+            let first = "t8-map~m" + String(a, radix: 16)
+            nodes.append(first)
+            for b in 0..<16 { nodes.append(first + String(b, radix: 16)) }
+        }
+        let ids = nodes
+        let leaves = try await memory.atomically { tx in try await tx.read(ids) }
+        for (p, v) in leaves {
+            guard case .array(let e)? = v["e"], e.count > 1 else { continue }
+            #expect(v.compactText.utf8.count <= map.leafBytesMax, "\(p) holds \(e.count) entries in \(v.compactText.utf8.count) bytes")
+        }
+    }
+
     // MARK: - TList / TQueue
 
     enum ListOp: Sendable {
