@@ -6,9 +6,11 @@ import RestmCore
 /// The root is always `<name>~r` (absent: the empty tree); other nodes get random ids
 /// `<name>~n…`. A leaf is `{"k": [keys], "v": [values], "next": id or null}` and the leaves
 /// form a chain in key order; an internal node is `{"k": [separators], "c": [children]}`, child
-/// `i` holding the keys in `[k[i-1], k[i])`. Leaves split past `leafEntriesMax`, internal nodes
-/// past `childrenMax`; a split root moves its content into two new nodes, so the root id never
-/// changes. Removal does not rebalance: leaves may become empty and stay in the chain.
+/// `i` holding the keys in `[k[i-1], k[i])`. Leaves split past `leafEntriesMax` entries or, when
+/// they hold more than one, `leafBytesMax` bytes of JSON (a pointer's value is bounded, 1 MiB
+/// by default); internal nodes split past `childrenMax`; a split root moves its content into
+/// two new nodes, so the root id never changes. Removal does not rebalance: leaves may become
+/// empty and stay in the chain.
 ///
 /// Conflict footprint: `get` reads the path from the root to one leaf (log_B(n) + 1
 /// pointers, B about half of `leafEntriesMax`); `put`/`remove` also write that leaf and one
@@ -19,15 +21,19 @@ import RestmCore
 public struct TSortedMap: Sendable, Hashable {
     public let name: String
     public let leafEntriesMax: Int
+    /// A leaf whose JSON would be larger splits too (when it holds more than one entry).
+    public let leafBytesMax: Int
     public let childrenMax: Int
     let size: TCounter
 
-    public init(_ name: String, leafEntriesMax: Int = 64, childrenMax: Int = 64) throws {
+    public init(_ name: String, leafEntriesMax: Int = 64, childrenMax: Int = 64, leafBytesMax: Int = 256 * 1024) throws {
         self.name = try Names.validate(name)
         guard (3...4096).contains(leafEntriesMax), (3...4096).contains(childrenMax) else {
             throw CollectionError.limit("a sorted map node holds 3–4096 entries or children")
         }
+        guard leafBytesMax >= 1024 else { throw CollectionError.limit("a sorted map leaf may hold at least 1,024 bytes") }
         self.leafEntriesMax = leafEntriesMax
+        self.leafBytesMax = leafBytesMax
         self.childrenMax = childrenMax
         self.size = TCounter(unchecked: name + "~r.size")
     }
@@ -131,30 +137,53 @@ public struct TSortedMap: Sendable, Hashable {
     @discardableResult
     public func put(_ tx: any Transaction, _ key: String, _ value: JSONValue) async throws -> JSONValue? {
         var path = try await descend(tx, key)
-        let leaf = path.removeLast()
-        guard case .leaf(var keys, var values, let next) = leaf.node else { fatalError("descend ends at a leaf") }
+        var leaf = path.removeLast()
+        guard case .leaf(var keys, var values, var next) = leaf.node else { fatalError("descend ends at a leaf") }
         let i = Self.lowerBound(keys, key)
+        var old: JSONValue?
         if i < keys.count, codePointEqual(keys[i], key) {
-            let old = values[i]
+            old = values[i]
             values[i] = value
-            try await tx.write(leaf.id, Node.leaf(keys: keys, values: values, next: next).value)
-            return old
+        } else {
+            keys.insert(key, at: i)
+            values.insert(value, at: i)
+            try await size.add(tx, 1)
         }
-        keys.insert(key, at: i)
-        values.insert(value, at: i)
-        try await size.add(tx, 1)
-        guard keys.count > leafEntriesMax else {
-            try await tx.write(leaf.id, Node.leaf(keys: keys, values: values, next: next).value)
-            return nil
+        // Split while over capacity. Before this put every leaf of several entries was within
+        // `leafBytesMax`, so a part that is still over holds `key`: follow it down again.
+        while true {
+            let node = Node.leaf(keys: keys, values: values, next: next)
+            let bytes = keys.count > 1 ? node.value.compactText.utf8.count : 0
+            guard keys.count > leafEntriesMax || bytes > leafBytesMax else {
+                try await tx.write(leaf.id, node.value)
+                return old
+            }
+            // The right part gets a new id and joins the chain.
+            let mid = keys.count > leafEntriesMax ? keys.count / 2 : Self.byteMidpoint(keys, values)
+            let rightID = newNode()
+            let right = Node.leaf(keys: Array(keys[mid...]), values: Array(values[mid...]), next: next)
+            let left = Node.leaf(keys: Array(keys[..<mid]), values: Array(values[..<mid]), next: rightID)
+            try await tx.write(rightID, right.value)
+            try await replace(tx, path: path, id: leaf.id, left: left, separator: keys[mid], rightID: rightID)
+            path = try await descend(tx, key)
+            leaf = path.removeLast()
+            guard case .leaf(let k, let v, let n) = leaf.node else { fatalError("descend ends at a leaf") }
+            (keys, values, next) = (k, v, n)
         }
-        // Split the leaf; the right half gets a new id and joins the chain.
-        let mid = keys.count / 2
-        let rightID = newNode()
-        let right = Node.leaf(keys: Array(keys[mid...]), values: Array(values[mid...]), next: next)
-        let left = Node.leaf(keys: Array(keys[..<mid]), values: Array(values[..<mid]), next: rightID)
-        try await tx.write(rightID, right.value)
-        try await replace(tx, path: path, id: leaf.id, left: left, separator: keys[mid], rightID: rightID)
-        return nil
+    }
+
+    /// Where to cut a leaf that is too large: the cut (1..<count) that leaves the larger part
+    /// smallest, by the size of its entries.
+    static func byteMidpoint(_ keys: [String], _ values: [JSONValue]) -> Int {
+        let sizes = zip(keys, values).map { $0.utf8.count + $1.compactText.utf8.count + 8 }
+        let total = sizes.reduce(0, +)
+        var best = 1, bestLarger = Int.max, left = 0
+        for cut in 1..<sizes.count {
+            left += sizes[cut - 1]
+            let larger = max(left, total - left)
+            if larger < bestLarger { (best, bestLarger) = (cut, larger) }
+        }
+        return best
     }
 
     /// Writes `left` where node `id` was and inserts (`separator`, `rightID`) into its parent,

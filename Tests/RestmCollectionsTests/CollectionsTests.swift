@@ -556,6 +556,56 @@ import Testing
         }
     }
 
+    /// The same for the B+tree: leaves split at their byte midpoint (again, while the part
+    /// holding the new entry is still too large), the chain and the order stay right.
+    @Test func largeValuesSplitSortedLeavesByBytes() async throws {
+        let memory = try await Self.embedded()
+        let map = try TSortedMap("t8-sorted")
+        @Sendable func big(_ i: Int, _ bytes: Int) -> JSONValue { .string(String(repeating: Character(UnicodeScalar(UInt8(97 + i % 26))), count: bytes)) }
+        // Keys in an order that fills the middle of leaves, values from 1 byte to 300 KB.
+        var rng = SeededRandom(seed: 8)
+        var sizes: [String: Int] = [:]
+        for i in (0..<60).shuffled(using: &rng) {
+            let key = String(format: "k%03d", i)
+            let bytes = [1, 100, 30_000, 90_000, 300_000][i % 5]
+            sizes[key] = bytes
+            try await memory.atomically { tx in _ = try await map.put(tx, key, big(i, bytes)) }
+        }
+        // Values that grow in place.
+        for i in stride(from: 0, to: 60, by: 5) {
+            let key = String(format: "k%03d", i)
+            sizes[key] = 250_000
+            try await memory.atomically { tx in _ = try await map.put(tx, key, big(i, 250_000)) }
+        }
+        let (count, range) = try await memory.atomically { tx in (try await map.count(tx), try await map.range(tx)) }
+        #expect(count == 60)
+        #expect(range.map(\.0) == sizes.keys.sorted())
+        for (k, v) in range {
+            let i = Int(k.dropFirst())!
+            #expect(v == big(i, sizes[k]!), "\(k)")
+        }
+        // Every leaf of the chain stays within the byte budget, unless it holds one entry.
+        let leaves = try await memory.atomically { tx in
+            var out: [(String, JSONValue)] = []
+            var id: String? = "t8-sorted~r"
+            // Down the leftmost path, then along the chain.
+            while let current = id, let v = try await tx.read(current) {
+                if case .array(let c)? = v["c"], let first = c.first?.stringValue {
+                    id = first
+                    continue
+                }
+                out.append((current, v))
+                id = v["next"]?.stringValue
+            }
+            return out
+        }
+        #expect(leaves.count > 1)
+        for (p, v) in leaves {
+            guard case .array(let k)? = v["k"], k.count > 1 else { continue }
+            #expect(v.compactText.utf8.count <= map.leafBytesMax, "\(p) holds \(k.count) entries in \(v.compactText.utf8.count) bytes")
+        }
+    }
+
     // MARK: - TList / TQueue
 
     enum ListOp: Sendable {
