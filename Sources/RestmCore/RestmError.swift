@@ -32,6 +32,9 @@ public struct RestmError: Error, Sendable, Equatable, CustomStringConvertible {
     public var extra: [(String, String)]
     /// The methods a path allows, for a 405 (`method_not_allowed`): its `Allow` header.
     public var allow: [String] = []
+    /// The request could not be read to its end (the HTTP parser refused its body): the
+    /// connection closes after this answer, and the answer says so.
+    public var closesConnection = false
 
     public init(_ code: Code, _ message: String, extra: [(String, String)] = []) {
         self.code = code

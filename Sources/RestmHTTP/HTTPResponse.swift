@@ -33,6 +33,7 @@ enum Reply {
     static func error(_ e: RestmError) -> Response {
         var headers = HTTPFields()
         if !e.allow.isEmpty { headers[.allow] = e.allow.joined(separator: ", ") }
+        if e.closesConnection { headers[.connection] = "close" }
         return json(HTTPResponse.Status(code: e.httpStatus), errorText(e), headers: headers)
     }
 

@@ -47,9 +47,15 @@ enum RequestParsing {
         } catch is NIOTooManyBytesError {
             throw RestmError(.tooLarge, "the request body is larger than \(limit) bytes")
         } catch let e as HTTPParserError {
-            throw RestmError(.badRequest, "malformed HTTP request: \(MalformedRequestHandler.describe(e))")
+            var error = RestmError(.badRequest, "malformed HTTP request: \(MalformedRequestHandler.describe(e))")
+            error.closesConnection = true
+            throw error
+        } catch is CancellationError {
+            throw CancellationError()
         } catch {
-            throw RestmError(.badRequest, "the request body could not be read: \(error)")
+            var e = RestmError(.badRequest, "the request body could not be read: \(error)")
+            e.closesConnection = true
+            throw e
         }
     }
 

@@ -153,12 +153,13 @@ extension Node {
             }
             return OneShotResult(ts: ts, values: [])
         }
+        // Runs of this request (the answer says how many when the node retried).
+        var attempt = 0
         do {
             // A retry first asks the store whether the id already has a record: after a
             // restart the same request may come again (its first run committed), and a
             // reader may have resolved a stalled attempt's intents as aborted. Either way the
             // store refuses a second record, and the recorded outcome is the answer.
-            var attempt = 0
             var r = try await autoRetry(id: cid) { t in
                 attempt += 1
                 if attempt > 1, let known = try await storeCall("record", { try self.store.record(of: cid) }) {
@@ -173,7 +174,7 @@ extension Node {
             switch known.status {
             case .committed(let ts):
                 registry.finish(claim, summary: TxnSummary(id: cid, rv: ts, status: .committed(ts), reads: 0, writes: 0))
-                return OneShotResult(ts: ts, values: [])
+                return OneShotResult(ts: ts, values: [], attempts: max(1, attempt))
             case .aborted:
                 registry.finish(claim, summary: TxnSummary(id: cid, rv: .zero, status: .aborted("resolved as aborted"), reads: 0, writes: 0))
                 throw RestmError(.txnNotActive, "transaction \(cid) was resolved as aborted")
@@ -183,7 +184,7 @@ extension Node {
             // forgot the id), failing against its own first run: the record answers.
             if case .committed(let ts)? = try? await storeCall("record", { try self.store.record(of: cid) }) {
                 registry.finish(claim, summary: TxnSummary(id: cid, rv: ts, status: .committed(ts), reads: 0, writes: 0))
-                return OneShotResult(ts: ts, values: [])
+                return OneShotResult(ts: ts, values: [], attempts: max(1, attempt))
             }
             if e.code == .tooLarge || e.code == .overloaded {
                 // Refused before its commit (an answer too large, a full batch budget, a
