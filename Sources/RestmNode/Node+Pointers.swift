@@ -153,6 +153,13 @@ extension Node {
             }
             return OneShotResult(ts: ts, values: [])
         }
+        if committingTxns.withLock({ $0.contains(cid) }) {
+            // An earlier request under this id ended `outcome_unknown` and its commit is still
+            // settling (its intents held): running this one could only conflict with it, and
+            // its failure would then be remembered as this id's outcome. The store decides.
+            registry.forget(cid)
+            throw RestmError(.outcomeUnknown, "an earlier request under \(cid) is still settling; ask GET /txn/\(cid) later")
+        }
         // Runs of this request (the answer says how many when the node retried).
         var attempt = 0
         do {
@@ -182,7 +189,16 @@ extension Node {
         } catch let e as RestmError where e.code != .outcomeUnknown && e.code != .internal {
             // The same request may be here a second time (after a restart, or once the node
             // forgot the id), failing against its own first run: the record answers.
-            if case .committed(let ts)? = try? await storeCall("record", { try self.store.record(of: cid) }) {
+            let recorded: TxnRecordStatus?
+            do {
+                recorded = try await storeCall("record", { try self.store.record(of: cid) })
+            } catch {
+                // The store cannot say whether an earlier run committed: remembering this
+                // failure as the id's outcome could be wrong. `status(of:)` will ask it.
+                registry.forget(cid)
+                throw e
+            }
+            if case .committed(let ts)? = recorded {
                 registry.finish(claim, summary: TxnSummary(id: cid, rv: ts, status: .committed(ts), reads: 0, writes: 0))
                 return OneShotResult(ts: ts, values: [], attempts: max(1, attempt))
             }

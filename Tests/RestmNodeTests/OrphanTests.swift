@@ -1,6 +1,6 @@
 @testable import RestmNode
 import RestmCore
-import RestmStore
+@testable import RestmStore
 import RestmTestSupport
 import Testing
 
@@ -27,6 +27,36 @@ import Testing
             return .zero
         }
         return proposal
+    }
+
+    /// A one-shot under a client id whose commit ended `outcome_unknown` (its COMMIT wrote,
+    /// then failed, and the store stopped) settles in the background with its intents held.
+    /// A resend under the same id is not run meanwhile, and no failure of it is remembered as
+    /// the id's outcome: the first run did commit, so "aborted" would be a wrong answer.
+    @Test func aResendWhileTheFirstRunSettlesIsNotRunNorRememberedAborted() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let store = try SQLiteStore(directory: dir.path)
+        defer { store.close() }
+        var c = NodeConfiguration()
+        c.shardCount = 2
+        let node = try await Node.open(store: store, configuration: c)
+        let id = ClientTxnID.make()
+        store.faults.withLock { $0.commitFailsAfterWriting = true; $0.rebuildFails = true }
+        for value in ["1", "2"] {
+            do {
+                _ = try await node.oneShot(OneShotRequest(writes: [("x", value)], txn: id))
+                Issue.record("the one-shot writing \(value) committed while the store had stopped")
+            } catch let e as RestmError {
+                #expect(e.code == .outcomeUnknown, "writing \(value): \(e)")
+            }
+        }
+        do {
+            let s = try await node.status(of: id)
+            if case .aborted = s.status { Issue.record("\(id) is reported aborted, but its first run committed") }
+        } catch let e as RestmError {
+            #expect(e.code == .storeFailure, "\(e)")
+        }
     }
 
     @Test func anExpiredOrphanWithNoRecordIsResolvedAborted() async throws {
