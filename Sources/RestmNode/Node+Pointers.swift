@@ -193,10 +193,11 @@ extension Node {
             do {
                 recorded = try await storeCall("record", { try self.store.record(of: cid) })
             } catch {
-                // The store cannot say whether an earlier run committed: remembering this
-                // failure as the id's outcome could be wrong. `status(of:)` will ask it.
+                // The store cannot say whether an earlier run (before a restart, say)
+                // committed: neither this failure nor "not committed" is known to be the
+                // id's outcome. `status(of:)` will ask the store.
                 registry.forget(cid)
-                throw e
+                throw RestmError(.outcomeUnknown, "\(e.message); whether an earlier request under \(cid) committed is not known: ask GET /txn/\(cid) later")
             }
             if case .committed(let ts)? = recorded {
                 registry.finish(claim, summary: TxnSummary(id: cid, rv: ts, status: .committed(ts), reads: 0, writes: 0))

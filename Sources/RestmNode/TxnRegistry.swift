@@ -33,7 +33,11 @@ final class TxnRegistry: Sendable {
     func claim(_ t: Txn) throws -> TxnSummary? {
         try state.withLock { s in
             if let done = s.finished[t.id] { return done }
-            guard s.active[t.id] == nil else { throw RestmError(.txnNotActive, "transaction \(t.id) is already running") }
+            // Still running: it may yet commit, so no final answer (a 409 would say "not
+            // committed"). The caller asks GET /txn/{id} later.
+            guard s.active[t.id] == nil else {
+                throw RestmError(.outcomeUnknown, "transaction \(t.id) is still running; ask GET /txn/\(t.id) later")
+            }
             guard s.active.count < limits.openTxnsMax else {
                 throw RestmError(.overloaded, "\(limits.openTxnsMax) transactions are open on this node; retry later")
             }

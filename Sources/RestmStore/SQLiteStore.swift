@@ -167,6 +167,9 @@ public final class SQLiteStore: Store, @unchecked Sendable {
     /// the log, and answering from them could call a committed transaction aborted. The
     /// store refuses everything from then on; a restart rebuilds both from the log.
     private let lostTrack = Atomic<Bool>(false)
+    /// Set by `close()` under the writer's lock: from then on every call is refused, so no
+    /// write can land after the directory lock is released (another store may own it then).
+    private let closed = Atomic<Bool>(false)
 
     /// Failures injected by tests: a COMMIT that reaches the log and still reports an
     /// error, and a rebuild after it that cannot read the database.
@@ -177,6 +180,7 @@ public final class SQLiteStore: Store, @unchecked Sendable {
     let faults = Mutex(Faults())
 
     private func checkTrack() throws {
+        if closed.load(ordering: .acquiring) { throw StoreError.refused("the store is closed") }
         if let failure { throw StoreError.failed(failure) }
     }
 
@@ -879,9 +883,16 @@ public final class SQLiteStore: Store, @unchecked Sendable {
     }
 
     /// Checkpoints the log and releases the directory lock, so another store (a restarted
-    /// node in the same process, or another process) may open the directory.
+    /// node in the same process, or another process) may open the directory. A write in
+    /// progress finishes first; every call after it is refused (`StoreError.refused`: not
+    /// attempted), so nothing this store acknowledges can be written after another store
+    /// has opened the directory.
     public func close() {
-        writer.withLock { w in try? w.db.exec("PRAGMA wal_checkpoint(TRUNCATE)") }
+        writer.withLock { w in
+            guard !closed.load(ordering: .acquiring) else { return }
+            closed.store(true, ordering: .releasing)
+            try? w.db.exec("PRAGMA wal_checkpoint(TRUNCATE)")
+        }
         readers.withLock { $0.removeAll() }
         flock(lockFD, LOCK_UN)
     }

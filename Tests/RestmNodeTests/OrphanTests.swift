@@ -59,6 +59,20 @@ import Testing
         }
     }
 
+    /// A client id claimed twice while the first is still running: no final answer for the
+    /// second (the first may yet commit), 503 `outcome_unknown`, not 409.
+    @Test func aClientIDStillRunningIsNotAnsweredAsFailed() throws {
+        let registry = TxnRegistry(limits: Limits())
+        let id = ClientTxnID.make()
+        func claim() -> Txn { Txn(id: id, rv: .zero, priority: nil, readOnly: false, nowMillis: 0, idleTimeoutMillis: 1_000, registered: true) }
+        #expect(try registry.claim(claim()) == nil)
+        #expect {
+            _ = try registry.claim(claim())
+        } throws: { e in
+            (e as? RestmError)?.code == .outcomeUnknown
+        }
+    }
+
     @Test func anExpiredOrphanWithNoRecordIsResolvedAborted() async throws {
         let store = MemoryStore()
         let clock = ManualClock()

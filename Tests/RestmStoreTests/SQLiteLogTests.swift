@@ -389,6 +389,36 @@ import Testing
         #expect(try reopened.newest("y") == nil)
     }
 
+    /// A closed store refuses everything, before anything is written: a commit still queued
+    /// when a node's shutdown gives up waiting must not land after another store has opened
+    /// the directory (its tail and sequence numbers would not know it).
+    @Test func aClosedStoreRefusesEverythingAndAnotherMayOpenTheDirectory() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let first = try SQLiteStore(directory: dir.path)
+        _ = try first.commit([CommitRecord(txn: "a", ts: ts(1), writes: [("x", "1")])], ceiling: nil)
+        first.close()
+        first.close()  // twice is harmless
+        let second = try SQLiteStore(directory: dir.path)
+        defer { second.close() }
+        #expect {
+            _ = try first.commit([CommitRecord(txn: "b", ts: ts(2), writes: [("x", "2")])], ceiling: nil)
+        } throws: { e in
+            guard case .refused? = e as? StoreError else { return false }
+            return true
+        }
+        #expect(throws: StoreError.self) { try first.record(of: "a") }
+        #expect(throws: StoreError.self) { try first.resolve("b", at: ts(3)) }
+        #expect(throws: StoreError.self) { try first.newest("x") }
+        #expect(first.failure == nil, "closed is not failing")
+        // The second store sees only what the first wrote before it closed, and goes on.
+        #expect(try second.record(of: "a") == .committed(ts(1)))
+        #expect(try second.record(of: "b") == nil)
+        #expect(try second.newest("x")?.value == "1")
+        #expect(try second.commit([CommitRecord(txn: "c", ts: ts(4), writes: [("x", "3")])], ceiling: nil) == [.committed])
+        #expect(try second.newest("x")?.value == "3")
+    }
+
     @Test func aStoreOfTheFirstLayoutIsMigrated() throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
