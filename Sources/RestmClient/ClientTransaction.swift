@@ -284,7 +284,7 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
         }
         guard let handle else {
             if writes.isEmpty { return .zero }
-            return try await backend.commitBlind(writes: writes)
+            return try await commitBlind(writes)
         }
         if writes.isEmpty {
             // Read-only: serialized at its snapshot; release the node's state.
@@ -292,6 +292,29 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
             return rv ?? .zero
         }
         return try await backend.commit(handle, writes: writes)
+    }
+
+    /// A body that only wrote: one round trip under a client-chosen id, so that a lost answer
+    /// is resolved by asking for that id (`atomically` does), never by writing again. A
+    /// backend without client ids commits blind.
+    private func commitBlind(_ writes: [(String, String?)]) async throws -> Timestamp {
+        let id = ClientTxnID.make()
+        state.withLock { $0.clientID = id }
+        let outcome: ExpectingOutcome
+        do {
+            outcome = try await backend.commitExpecting(id: id, expect: [], writes: writes)
+        } catch let e as ClientError where e.code == "unsupported" {
+            state.withLock { $0.clientID = nil }
+            return try await backend.commitBlind(writes: writes)
+        }
+        switch outcome {
+        case .committed(let ts, let attempts):
+            if attempts > 1 { state.withLock { $0.nodeRetries = attempts - 1 } }
+            return ts
+        case .stale:
+            // Nothing was expected, so nothing can be stale: a node that says so misbehaves.
+            throw ClientError.server(status: 412, code: "expectation_failed", message: "a write-only commit was refused as stale", retryable: true)
+        }
     }
 
     /// Cache mode: one round trip that checks every version read and writes. A failed check

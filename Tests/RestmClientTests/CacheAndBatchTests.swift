@@ -150,6 +150,26 @@ import Testing
         #expect(try await node.get("once")?.value == "1")
     }
 
+    /// A write-only body (no read cache) commits in one round trip under a client id too: a
+    /// lost answer is resolved by that id, not written again, and not thrown at the caller
+    /// as if nothing had been sent.
+    @Test(arguments: [
+        ClientError.transport("connection reset after the commit was sent"),
+        ClientError.server(status: 502, code: "http_502", message: "", retryable: false),
+    ])
+    func aLostBlindCommitIsResolvedByItsIDNotReRun(_ failure: ClientError) async throws {
+        let node = try await Node.open(store: MemoryStore())
+        let backend = LosingOptimisticBackend(inner: EmbeddedBackend(node: node), failure: failure)
+        let memory = TransactionalMemory(backend: backend)
+        let runs = Counter()
+        try await memory.atomically { tx in
+            runs.add()
+            try await tx.write("blind", Self.number(runs.count))
+        }
+        #expect(runs.count == 1 && backend.lost.count == 1 && backend.resolved.count == 1)
+        #expect(try await node.get("blind")?.value == "1")
+    }
+
     /// Answers every optimistic commit as if the node had retried it `attempts` times.
     struct RetriedOnTheNodeBackend: ForwardingBackend {
         let inner: EmbeddedBackend
