@@ -202,6 +202,10 @@ extension Node {
 
     /// What `GET /txn/{t}` shows: an open or remembered transaction, else (for ids of this
     /// node's incarnations) the store's record; other ids are not found.
+    /// How far a client's clock may lag the node's before an id it made looks older than it
+    /// is (`status(of:)` then answers 410 for an id with no record instead of fencing it).
+    static let clientClockMarginMs: UInt64 = 10 * 60_000
+
     public func status(of id: String) async throws -> TxnSummary {
         if let t = registry.active(id) {
             let c = t.counts
@@ -212,6 +216,15 @@ extension Node {
             // A client-chosen id neither running nor remembered: the store's record decides,
             // and a missing one is recorded as aborted, durably, so that a request still on
             // its way can never commit under this id (the store refuses a second record).
+            // Records are pruned after `txnRecordRetentionMs`: an id made (by the client
+            // library's clock in it) longer ago than that may have committed and lost its
+            // record, so without one the outcome is no longer known.
+            if let made = ClientTxnID.madeAtMillis(id),
+                made + UInt64(limits.txnRecordRetentionMs) + Self.clientClockMarginMs < physicalMillis,
+                try await storeCall("record", { try self.store.record(of: id) }) == nil
+            {
+                throw RestmError(.pruned, "\(id) was made more than the record retention (\(limits.txnRecordRetentionMs / 60_000) min) ago and has no record: its outcome is no longer known")
+            }
             let status = try await storeCall("resolve") { try self.store.resolve(id, at: self.recordStamp) }
             let summary: TxnSummary
             switch status {

@@ -122,6 +122,25 @@ public enum ClientTxnID {
     static let randomPool = Mutex(RandomPool())
     static let urandom: Int32 = open("/dev/urandom", O_RDONLY | O_CLOEXEC)
 
+    /// When an id in `make()`'s format was made (Unix milliseconds of the maker's clock);
+    /// nil for other ids. Other clients' ids of the same length and alphabet decode to some
+    /// time too: only use it to withhold an answer, never to give one.
+    public static func madeAtMillis(_ id: String) -> UInt64? {
+        let u = Array(id.utf8)
+        guard u.count == 27, u[0] == UInt8(ascii: "c") else { return nil }
+        var micros: UInt64 = 0
+        for c in u[1...11] {
+            let d: UInt64
+            switch c {
+            case UInt8(ascii: "2")...UInt8(ascii: "7"): d = UInt64(c - UInt8(ascii: "2"))
+            case UInt8(ascii: "a")...UInt8(ascii: "z"): d = UInt64(c - UInt8(ascii: "a")) + 6
+            default: return nil
+            }
+            micros = micros << 5 | d
+        }
+        return micros / 1_000
+    }
+
     public static func isValid(_ id: String) -> Bool {
         let u = id.utf8
         guard u.first == UInt8(ascii: "c"), (17...65).contains(u.count) else { return false }

@@ -73,6 +73,43 @@ import Testing
         }
     }
 
+    /// An id the client library made longer ago than the record retention (plus a margin for
+    /// its clock) with no record may have committed and had its record pruned: the node says
+    /// 410 `pruned` instead of fencing it and answering "aborted". A fresh unknown id is still
+    /// fenced aborted.
+    @Test func aClientIDOlderThanTheRecordRetentionIsNotAnsweredAborted() async throws {
+        let store = MemoryStore()
+        let node = try await Node.open(store: store)
+        let fresh = ClientTxnID.make()
+        let made = try #require(ClientTxnID.madeAtMillis(fresh))
+        let now = SystemPhysicalClock().nowMillis()
+        #expect(made <= now && made + 5_000 > now, "decoded \(made), now \(now)")
+        #expect(ClientTxnID.madeAtMillis("c" + String(repeating: "a", count: 20)) == nil)
+        // The same format, its clock digits set to two hours ago.
+        let digits = Array("234567abcdefghijklmnopqrstuvwxyz")
+        let micros = (now - 2 * 3_600_000) * 1_000
+        let old = "c" + String((0..<11).reversed().map { digits[Int((micros >> (UInt64($0) * 5)) & 31)] }) + fresh.suffix(15)
+        #expect(ClientTxnID.madeAtMillis(old) == micros / 1_000)
+        await #expect {
+            _ = try await node.status(of: old)
+        } throws: { e in
+            (e as? RestmError)?.code == .pruned
+        }
+        #expect(try store.record(of: old) == nil, "the old id was fenced")
+        guard case .aborted = try await node.status(of: fresh).status else {
+            Issue.record("a fresh unknown id was not fenced aborted")
+            return
+        }
+        #expect(try store.record(of: fresh) == .aborted)
+        // An old id that did commit (its record kept) still answers committed.
+        let r = try await node.oneShot(OneShotRequest(writes: [("k", "1")], txn: old))
+        guard case .committed(let ts) = try await node.status(of: old).status else {
+            Issue.record("an old id with a record did not answer committed")
+            return
+        }
+        #expect(ts == r.ts)
+    }
+
     @Test func anExpiredOrphanWithNoRecordIsResolvedAborted() async throws {
         let store = MemoryStore()
         let clock = ManualClock()
