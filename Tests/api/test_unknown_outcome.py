@@ -2,6 +2,8 @@
 answering: the client learns its fate from `GET /txn/{t}` after the restart, never by running
 the transaction again. The node kills itself with SIGKILL right after its n-th durable commit
 (`RESTM_FAULT_KILL_AFTER_COMMITS`, a testing-only switch of `restm serve`)."""
+import time
+
 from restm_testlib import Server
 
 
@@ -45,6 +47,16 @@ def test_a_lost_commit_answer_is_resolved_after_restart(monkeypatch):
         srv.close()
 
 
+def library_id(seconds):
+    """A client id in the client library's format: `c`, 11 base-32 digits of the microsecond
+    clock (digits in ASCII order), 15 random ones."""
+    import random
+    digits = '234567abcdefghijklmnopqrstuvwxyz'
+    micros = int(seconds * 1_000_000)
+    clock = ''.join(digits[(micros >> (5 * i)) & 31] for i in range(10, -1, -1))
+    return 'c' + clock + ''.join(random.choice(digits) for _ in range(15))
+
+
 def test_a_lost_one_shot_answer_is_resolved_by_its_client_id_after_restart(monkeypatch):
     """The read cache's commit is a one-shot `POST /txn` under a client-chosen id: its fate
     survives the crash in the store's record, and an id that never reached a commit is fenced."""
@@ -80,9 +92,17 @@ def test_a_lost_one_shot_answer_is_resolved_by_its_client_id_after_restart(monke
         s, r2, _ = srv.call('POST', f'/txn/{tid}/commit')
         assert s == 200 and r2['ts'] == r['ts'], r2
         # An id whose request never arrived: fenced once asked, even across a restart.
-        never = 'c' + '3' * 10 + 'b' * 16
+        never = library_id(time.time())
         s, r, _ = srv.call('GET', f'/txn/{never}')
         assert s == 200 and r['status'] == 'aborted', r
+        # One made longer ago than the record retention (1 h) may have committed and had its
+        # record pruned: no longer known (410), and not fenced.
+        old = library_id(time.time() - 2 * 3600)
+        s, r, _ = srv.call('GET', f'/txn/{old}')
+        assert s == 410 and r['error'] == 'pruned', r
+        s, r, _ = srv.call('POST', '/txn', {'txn': old, 'writes': {'acct:e': {'balance': 1}}})
+        assert s == 200 and r['status'] == 'committed', r
+        assert srv.call('GET', f'/txn/{old}')[1]['status'] == 'committed'
         s, r, _ = srv.call('POST', '/txn', {'txn': never, 'writes': {'acct:c': {'balance': 1}}})
         assert s == 409, r
         # The fence is durable: after a crash, the same id still cannot commit.
