@@ -178,7 +178,16 @@ public struct TransactionalMemory<B: TransactionBackend>: Sendable {
         while true {
             // `try?` would flatten "aborted" (nil) into "unknown": keep the two apart.
             let answer: Timestamp??
-            do { answer = .some(try await ask()) } catch { answer = nil }
+            do {
+                answer = .some(try await ask())
+            } catch let e as ClientError where e.code == "pruned" {
+                // The node no longer knows (its record retention has passed): asking again
+                // will not tell.
+                _ = e
+                throw ClientError.outcomeUnknown(txn: name)
+            } catch {
+                answer = nil
+            }
             if let known = answer { return known != nil }
             guard ContinuousClock.now < deadline else { throw ClientError.outcomeUnknown(txn: name) }
             try await Task.sleep(for: wait)

@@ -200,12 +200,14 @@ extension Node {
 
     // MARK: status
 
+    /// How far ahead of the node's a client's clock may run before an id it made looks
+    /// younger than it is: the record retention less this, at most a sixth of it (tests
+    /// shrink the retention), is the age past which `status(of:)` no longer fences an id
+    /// of the client library's format that has no record.
+    var clientClockMarginMs: UInt64 { min(10 * 60_000, UInt64(limits.txnRecordRetentionMs) / 6) }
+
     /// What `GET /txn/{t}` shows: an open or remembered transaction, else (for ids of this
     /// node's incarnations) the store's record; other ids are not found.
-    /// How far a client's clock may lag the node's before an id it made looks older than it
-    /// is (`status(of:)` then answers 410 for an id with no record instead of fencing it).
-    static let clientClockMarginMs: UInt64 = 10 * 60_000
-
     public func status(of id: String) async throws -> TxnSummary {
         if let t = registry.active(id) {
             let c = t.counts
@@ -216,14 +218,16 @@ extension Node {
             // A client-chosen id neither running nor remembered: the store's record decides,
             // and a missing one is recorded as aborted, durably, so that a request still on
             // its way can never commit under this id (the store refuses a second record).
-            // Records are pruned after `txnRecordRetentionMs`: an id made (by the client
-            // library's clock in it) longer ago than that may have committed and lost its
-            // record, so without one the outcome is no longer known.
+            // Records are pruned `txnRecordRetentionMs` after their commit: an id made (by
+            // the client library's clock in it) nearly that long ago may have committed and
+            // lost its record, so without one the outcome is no longer known. The margin
+            // covers a client clock running ahead of the node's; one running behind makes
+            // ids look older, which only withholds an answer sooner.
             if let made = ClientTxnID.madeAtMillis(id),
-                made + UInt64(limits.txnRecordRetentionMs) + Self.clientClockMarginMs < physicalMillis,
+                made + UInt64(limits.txnRecordRetentionMs) < physicalMillis + clientClockMarginMs,
                 try await storeCall("record", { try self.store.record(of: id) }) == nil
             {
-                throw RestmError(.pruned, "\(id) was made more than the record retention (\(limits.txnRecordRetentionMs / 60_000) min) ago and has no record: its outcome is no longer known")
+                throw RestmError(.pruned, "\(id) was made about the record retention (\(limits.txnRecordRetentionMs / 60_000) min) ago or earlier and has no record: its outcome is no longer known")
             }
             let status = try await storeCall("resolve") { try self.store.resolve(id, at: self.recordStamp) }
             let summary: TxnSummary

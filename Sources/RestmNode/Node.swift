@@ -177,7 +177,9 @@ public final class Node: Sendable {
         let now = max(clockNow, Timestamp(wallMillis: configuration.clock.nowMillis(), node: configuration.nodeID))
         if now.adding(millis: lead / 2) <= durableCeiling { return }
         let target = now.adding(millis: lead)
-        try await run { try self.store.raiseCeiling(target) }
+        // Through `storeCall`: a store that fails or has stopped answers 503 `store_failure`
+        // like any other store call, not a raw error (which the HTTP layer answered 500).
+        try await storeCall("raise_ceiling") { try self.store.raiseCeiling(target) }
         ceiling.withLock { if target > $0 { $0 = target } }
     }
 

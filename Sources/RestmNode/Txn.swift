@@ -76,19 +76,20 @@ public struct TxnSummary: Sendable, Equatable {
 /// never collide with a node's ids (`t…`), and let a client that lost the answer ask
 /// `GET /txn/{id}` what became of the transaction.
 public enum ClientTxnID {
-    /// A fresh id: `c`, 11 digits of the microsecond clock and 15 random digits (75 bits),
-    /// in base 32 with digits in ASCII order, so that ids sort by creation time: records
-    /// keyed by them are appended at the end of the store's index, not scattered over it.
+    /// A fresh id: `c0` (the mark of this format: `0` is not a digit of its base 32), 11
+    /// digits of the microsecond clock and 14 random digits (70 bits), in base 32 with digits
+    /// in ASCII order, so that ids sort by creation time: records keyed by them are appended
+    /// at the end of the store's index, not scattered over it.
     public static func make() -> String {
         let digits = Array("234567abcdefghijklmnopqrstuvwxyz".utf8)
-        var out: [UInt8] = [UInt8(ascii: "c")]
+        var out: [UInt8] = [UInt8(ascii: "c"), UInt8(ascii: "0")]
         out.reserveCapacity(27)
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         let micros = UInt64(ts.tv_sec) * 1_000_000 + UInt64(ts.tv_nsec) / 1_000
         for i in stride(from: 10, through: 0, by: -1) { out.append(digits[Int((micros >> (UInt64(i) * 5)) & 31)]) }
         var (r, r2) = randomPool.withLock { $0.next() }
-        for i in 0..<15 {
+        for i in 0..<14 {
             if i == 12 { r = r2; r2 = 0 }
             out.append(digits[Int(r & 31)])
             r >>= 5
@@ -123,13 +124,13 @@ public enum ClientTxnID {
     static let urandom: Int32 = open("/dev/urandom", O_RDONLY | O_CLOEXEC)
 
     /// When an id in `make()`'s format was made (Unix milliseconds of the maker's clock);
-    /// nil for other ids. Other clients' ids of the same length and alphabet decode to some
+    /// nil for other ids. Another client's id could have the same shape and decode to some
     /// time too: only use it to withhold an answer, never to give one.
     public static func madeAtMillis(_ id: String) -> UInt64? {
         let u = Array(id.utf8)
-        guard u.count == 27, u[0] == UInt8(ascii: "c") else { return nil }
+        guard u.count == 27, u[0] == UInt8(ascii: "c"), u[1] == UInt8(ascii: "0") else { return nil }
         var micros: UInt64 = 0
-        for c in u[1...11] {
+        for c in u[2...12] {
             let d: UInt64
             switch c {
             case UInt8(ascii: "2")...UInt8(ascii: "7"): d = UInt64(c - UInt8(ascii: "2"))

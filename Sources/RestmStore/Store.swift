@@ -49,7 +49,7 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
         case .failed(let m): return "store failed: \(m)"
         case .uncertain(let m): return "store outcome unknown: \(m)"
         case .locked(let m): return m
-        case .refused(let m): return "commit refused: \(m)"
+        case .refused(let m): return "not attempted: \(m)"
         }
     }
 }

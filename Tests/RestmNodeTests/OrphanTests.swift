@@ -57,6 +57,37 @@ import Testing
         } catch let e as RestmError {
             #expect(e.code == .storeFailure, "\(e)")
         }
+        await node.shutdown()
+    }
+
+    /// A one-shot under a client id that fails (here a stale expectation) while the store
+    /// cannot be asked whether an earlier request under that id committed: no final answer,
+    /// and nothing remembered as the id's outcome.
+    @Test func aFailureTheStoreCannotCheckIsNotFinal() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let store = try SQLiteStore(directory: dir.path)
+        defer { store.close() }
+        var c = NodeConfiguration()
+        c.shardCount = 2
+        let node = try await Node.open(store: store, configuration: c)
+        let first = try await node.oneShot(OneShotRequest(reads: ["x"], writes: [("x", "1")]))
+        // Another transaction's commit stops the store (its outcome could not be read back).
+        store.faults.withLock { $0.commitFailsAfterWriting = true; $0.rebuildFails = true }
+        await #expect(throws: RestmError.self) { _ = try await node.oneShot(OneShotRequest(writes: [("y", "1")], txn: ClientTxnID.make())) }
+        #expect(store.failure != nil)
+        // A stale expectation on "x" (in memory: no store read needed) fails the request; the
+        // store cannot say whether this id committed before.
+        let id = ClientTxnID.make()
+        do {
+            _ = try await node.oneShot(OneShotRequest(expect: [("x", Timestamp(raw: 1, node: 1))], writes: [("x", "2")], txn: id))
+            Issue.record("a stale expectation committed")
+        } catch let e as RestmError {
+            #expect(e.code == .outcomeUnknown, "\(e)")
+        }
+        #expect(node.registry.finished(id) == nil, "the failure was remembered as the id's outcome")
+        _ = first
+        await node.shutdown()
     }
 
     /// A client id claimed twice while the first is still running: no final answer for the
@@ -84,11 +115,13 @@ import Testing
         let made = try #require(ClientTxnID.madeAtMillis(fresh))
         let now = SystemPhysicalClock().nowMillis()
         #expect(made <= now && made + 5_000 > now, "decoded \(made), now \(now)")
+        #expect(fresh.hasPrefix("c0") && fresh.count == 27)
         #expect(ClientTxnID.madeAtMillis("c" + String(repeating: "a", count: 20)) == nil)
+        #expect(ClientTxnID.madeAtMillis("c" + String(repeating: "a", count: 26)) == nil, "another client's id of the same length")
         // The same format, its clock digits set to two hours ago.
         let digits = Array("234567abcdefghijklmnopqrstuvwxyz")
         let micros = (now - 2 * 3_600_000) * 1_000
-        let old = "c" + String((0..<11).reversed().map { digits[Int((micros >> (UInt64($0) * 5)) & 31)] }) + fresh.suffix(15)
+        let old = "c0" + String((0..<11).reversed().map { digits[Int((micros >> (UInt64($0) * 5)) & 31)] }) + fresh.suffix(14)
         #expect(ClientTxnID.madeAtMillis(old) == micros / 1_000)
         await #expect {
             _ = try await node.status(of: old)

@@ -48,13 +48,13 @@ def test_a_lost_commit_answer_is_resolved_after_restart(monkeypatch):
 
 
 def library_id(seconds):
-    """A client id in the client library's format: `c`, 11 base-32 digits of the microsecond
-    clock (digits in ASCII order), 15 random ones."""
+    """A client id in the client library's format: `c0`, 11 base-32 digits of the
+    microsecond clock (digits in ASCII order), 14 random ones."""
     import random
     digits = '234567abcdefghijklmnopqrstuvwxyz'
     micros = int(seconds * 1_000_000)
     clock = ''.join(digits[(micros >> (5 * i)) & 31] for i in range(10, -1, -1))
-    return 'c' + clock + ''.join(random.choice(digits) for _ in range(15))
+    return 'c0' + clock + ''.join(random.choice(digits) for _ in range(14))
 
 
 def test_a_lost_one_shot_answer_is_resolved_by_its_client_id_after_restart(monkeypatch):
