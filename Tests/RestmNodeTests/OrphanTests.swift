@@ -29,6 +29,14 @@ import Testing
         return proposal
     }
 
+    /// A node on a SQLite store in `dir` (for the store's injected faults).
+    func sqliteNode(_ dir: TemporaryDirectory) async throws -> (SQLiteStore, Node) {
+        let store = try SQLiteStore(directory: dir.path)
+        var c = NodeConfiguration()
+        c.shardCount = 2
+        return (store, try await Node.open(store: store, configuration: c))
+    }
+
     /// A one-shot under a client id whose commit ended `outcome_unknown` (its COMMIT wrote,
     /// then failed, and the store stopped) settles in the background with its intents held.
     /// A resend under the same id is not run meanwhile, and no failure of it is remembered as
@@ -36,11 +44,8 @@ import Testing
     @Test func aResendWhileTheFirstRunSettlesIsNotRunNorRememberedAborted() async throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
-        let store = try SQLiteStore(directory: dir.path)
+        let (store, node) = try await sqliteNode(dir)
         defer { store.close() }
-        var c = NodeConfiguration()
-        c.shardCount = 2
-        let node = try await Node.open(store: store, configuration: c)
         let id = ClientTxnID.make()
         store.faults.withLock { $0.commitFailsAfterWriting = true; $0.rebuildFails = true }
         for value in ["1", "2"] {
@@ -66,12 +71,9 @@ import Testing
     @Test func aFailureTheStoreCannotCheckIsNotFinal() async throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
-        let store = try SQLiteStore(directory: dir.path)
+        let (store, node) = try await sqliteNode(dir)
         defer { store.close() }
-        var c = NodeConfiguration()
-        c.shardCount = 2
-        let node = try await Node.open(store: store, configuration: c)
-        let first = try await node.oneShot(OneShotRequest(reads: ["x"], writes: [("x", "1")]))
+        _ = try await node.oneShot(OneShotRequest(reads: ["x"], writes: [("x", "1")]))
         // Another transaction's commit stops the store (its outcome could not be read back).
         store.faults.withLock { $0.commitFailsAfterWriting = true; $0.rebuildFails = true }
         await #expect(throws: RestmError.self) { _ = try await node.oneShot(OneShotRequest(writes: [("y", "1")], txn: ClientTxnID.make())) }
@@ -86,7 +88,6 @@ import Testing
             #expect(e.code == .outcomeUnknown, "\(e)")
         }
         #expect(node.registry.finished(id) == nil, "the failure was remembered as the id's outcome")
-        _ = first
         await node.shutdown()
     }
 
