@@ -183,7 +183,6 @@ public struct TransactionalMemory<B: TransactionBackend>: Sendable {
             } catch let e as ClientError where e.code == "pruned" {
                 // The node no longer knows (its record retention has passed): asking again
                 // will not tell.
-                _ = e
                 throw ClientError.outcomeUnknown(txn: name)
             } catch {
                 answer = nil
