@@ -3,11 +3,11 @@ import RestmCore
 /// A hash map of string keys to JSON values, stored as a hash trie of pointers.
 ///
 /// Each node is a pointer: a leaf holds up to `leafEntriesMax` entries and, unless one entry
-/// is larger by itself, up to `leafBytesMax` bytes of JSON (`{"e": [[key, value], …]}`:
-/// a pointer's value is bounded, 1 MiB by default), a branch (`{"b": true}`) has 16 children whose ids extend its
-/// own by one hex digit of the key's stable hash: `<name>~m` is the root, `<name>~m3` its
-/// fourth child, `<name>~m3a` a grandchild. An absent node is an empty leaf, so the map needs no
-/// creation and ids are computed, not stored. A leaf that overflows becomes a branch; branches
+/// is larger by itself, up to `leafBytesMax` bytes of JSON (`{"e": [[key, value], …]}`: a
+/// pointer's value is bounded, 1 MiB by default); a branch (`{"b": true}`) has 16 children
+/// whose ids extend its own by one hex digit of the key's stable hash: `<name>~m` is the root,
+/// `<name>~m3` its fourth child, `<name>~m3a` a grandchild. An absent node is an empty leaf, so
+/// the map needs no creation and ids are computed, not stored. A leaf that overflows becomes a branch; branches
 /// never shrink back (removals leave empty leaves, which cost nothing but their pointer).
 ///
 /// Conflict footprint: `get`/`contains` read the path from the root to one leaf (about
