@@ -42,7 +42,7 @@ public final class MalformedRequestHandler: ChannelDuplexHandler, RemovableChann
             context.write(data, promise: promise)
             return
         }
-        let body = Reply.errorText(RestmError(.badRequest, "malformed HTTP request: \(Self.describe(error))"))
+        let body = Reply.errorText(Self.error(error))
         var fields = HTTPFields()
         fields[.contentType] = "application/json"
         fields[.contentLength] = String(body.utf8.count)
@@ -50,6 +50,13 @@ public final class MalformedRequestHandler: ChannelDuplexHandler, RemovableChann
         fields[.restmTs] = clock()
         context.write(wrapOutboundOut(.head(HTTPResponse(status: .badRequest, headerFields: fields))), promise: nil)
         context.write(wrapOutboundOut(.body(context.channel.allocator.buffer(string: body))), promise: promise)
+    }
+
+    /// The answer to a request the parser refused; the connection closes after it.
+    static func error(_ e: HTTPParserError) -> RestmError {
+        var error = RestmError(.badRequest, "malformed HTTP request: \(describe(e))")
+        error.closesConnection = true
+        return error
     }
 
     /// The head Hummingbird writes for a parser error: 400 with an empty body and no type.

@@ -47,9 +47,7 @@ enum RequestParsing {
         } catch is NIOTooManyBytesError {
             throw RestmError(.tooLarge, "the request body is larger than \(limit) bytes")
         } catch let e as HTTPParserError {
-            var error = RestmError(.badRequest, "malformed HTTP request: \(MalformedRequestHandler.describe(e))")
-            error.closesConnection = true
-            throw error
+            throw MalformedRequestHandler.error(e)
         } catch is CancellationError {
             throw CancellationError()
         } catch {
