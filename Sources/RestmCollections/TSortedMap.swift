@@ -8,16 +8,23 @@ import RestmCore
 /// form a chain in key order; an internal node is `{"k": [separators], "c": [children]}`, child
 /// `i` holding the keys in `[k[i-1], k[i])`. Leaves split past `leafEntriesMax` entries or, when
 /// they hold more than one, `leafBytesMax` bytes of JSON (a pointer's value is bounded, 1 MiB
-/// by default); internal nodes split past `childrenMax`; a split root moves its content into
-/// two new nodes, so the root id never changes. Removal does not rebalance: leaves may become
-/// empty and stay in the chain.
+/// by default); internal nodes split past `childrenMax` children or, when they hold three
+/// separators or more, `leafBytesMax` bytes (keys are at most `keyBytesMax`, 64 KiB, so that
+/// a node stays well below a pointer's limit); a split root moves its content into two new
+/// nodes, so the root id never changes. Removal does not merge nodes, but a leaf it empties
+/// leaves the tree: its predecessor in the chain skips it, its parent drops it (a parent left
+/// with no child goes too, up to the root), and its pointer is deleted; a root left with one
+/// child takes that child's place. A map drained by removals (a queue) therefore keeps no
+/// empty leaves for scans to walk, and an emptied map holds no nodes at all.
 ///
 /// Conflict footprint: `get` reads the path from the root to one leaf (log_B(n) + 1
 /// pointers, B about half of `leafEntriesMax`); `put`/`remove` also write that leaf and one
 /// stripe of the size counter when the size changes, so writers conflict only when their keys
-/// share a leaf; a split also writes the parent (and, rarely, nodes up to the root). A range
-/// scan reads its path and the leaves it crosses, so it conflicts with writes into that range
-/// only (phantoms included: an insert into a scanned leaf is a change of that leaf).
+/// share a leaf; a split also writes the parent (and, rarely, nodes up to the root); a removal
+/// that empties a leaf also reads the path to the leaf before it and writes that leaf and the
+/// parent. A range scan reads its path and the leaves it crosses, so it conflicts with writes
+/// into that range only (phantoms included: an insert into a scanned leaf is a change of that
+/// leaf).
 public struct TSortedMap: Sendable, Hashable {
     public let name: String
     public let leafEntriesMax: Int
@@ -25,6 +32,10 @@ public struct TSortedMap: Sendable, Hashable {
     public let leafBytesMax: Int
     public let childrenMax: Int
     let size: TCounter
+
+    /// The longest key, in UTF-8 bytes: keys are copied into internal nodes as separators,
+    /// which split by bytes only once they hold three, so a key must fit several times in one.
+    public static let keyBytesMax = 64 * 1024
 
     public init(_ name: String, leafEntriesMax: Int = 64, childrenMax: Int = 64, leafBytesMax: Int = 256 * 1024) throws {
         self.name = try Names.validate(name)
@@ -136,6 +147,9 @@ public struct TSortedMap: Sendable, Hashable {
     /// Sets `key` to `value`; answers the previous value.
     @discardableResult
     public func put(_ tx: any Transaction, _ key: String, _ value: JSONValue) async throws -> JSONValue? {
+        guard key.utf8.count <= Self.keyBytesMax else {
+            throw CollectionError.limit("a sorted map key is at most \(Self.keyBytesMax) bytes of UTF-8; got \(key.utf8.count)")
+        }
         var path = try await descend(tx, key)
         var leaf = path.removeLast()
         guard case .leaf(var keys, var values, var next) = leaf.node else { fatalError("descend ends at a leaf") }
@@ -175,15 +189,31 @@ public struct TSortedMap: Sendable, Hashable {
     /// Where to cut a leaf that is too large: the cut (1..<count) that leaves the larger part
     /// smallest, by the size of its entries.
     static func byteMidpoint(_ keys: [String], _ values: [JSONValue]) -> Int {
-        let sizes = zip(keys, values).map { $0.utf8.count + $1.compactText.utf8.count + 8 }
+        bestCut(zip(keys, values).map { $0.utf8.count + $1.compactText.utf8.count + 8 }, in: 1..<keys.count)
+    }
+
+    /// The cut in `cuts` that leaves the larger side smallest: entries `..<cut` on the left,
+    /// `cut...` on the right.
+    static func bestCut(_ sizes: [Int], in cuts: Range<Int>) -> Int {
         let total = sizes.reduce(0, +)
-        var best = 1, bestLarger = Int.max, left = 0
-        for cut in 1..<sizes.count {
-            left += sizes[cut - 1]
+        var left = sizes[..<cuts.lowerBound].reduce(0, +)
+        var best = cuts.lowerBound, bestLarger = Int.max
+        for cut in cuts {
             let larger = max(left, total - left)
             if larger < bestLarger { (best, bestLarger) = (cut, larger) }
+            left += sizes[cut]
         }
         return best
+    }
+
+    /// Where to cut an internal node that is too large (it has at least three separators):
+    /// the separator `keys[mid]` moves up, `keys[..<mid]` stay left and `keys[(mid + 1)...]`
+    /// go right, with `mid` in `1...keys.count - 2` so that both sides keep a separator.
+    static func innerMidpoint(_ keys: [String], _ children: [String]) -> Int {
+        guard keys.count >= 3 else { return keys.count / 2 }
+        // Each separator with the child to its right; the one that moves up counts on
+        // neither side, which a cut between entries approximates well enough.
+        return bestCut(zip(keys, children.dropFirst()).map { $0.utf8.count + $1.utf8.count + 8 }, in: 1..<(keys.count - 1))
     }
 
     /// Writes `left` where node `id` was and inserts (`separator`, `rightID`) into its parent,
@@ -200,11 +230,13 @@ public struct TSortedMap: Sendable, Hashable {
         guard case .inner(var keys, var children) = parent.node else { fatalError("parents are inner nodes") }
         keys.insert(separator, at: parent.slot)
         children.insert(rightID, at: parent.slot + 1)
-        guard children.count > childrenMax else {
-            try await tx.write(parent.id, Node.inner(keys: keys, children: children).value)
+        let node = Node.inner(keys: keys, children: children)
+        let tooLarge = keys.count >= 3 && node.value.compactText.utf8.count > leafBytesMax
+        guard children.count > childrenMax || tooLarge else {
+            try await tx.write(parent.id, node.value)
             return
         }
-        let mid = keys.count / 2
+        let mid = children.count > childrenMax ? keys.count / 2 : Self.innerMidpoint(keys, children)
         let up = keys[mid]
         let newRight = newNode()
         try await tx.write(newRight, Node.inner(keys: Array(keys[(mid + 1)...]), children: Array(children[(mid + 1)...])).value)
@@ -212,18 +244,88 @@ public struct TSortedMap: Sendable, Hashable {
         try await replace(tx, path: Array(path.dropLast()), id: parent.id, left: newLeft, separator: up, rightID: newRight)
     }
 
-    /// Removes `key`; answers the value it had. Leaves are not merged.
+    /// Removes `key`; answers the value it had. Nodes are not merged, but a leaf left empty
+    /// leaves the tree (`unlink`).
     @discardableResult
     public func remove(_ tx: any Transaction, _ key: String) async throws -> JSONValue? {
-        let leaf = try await descend(tx, key).last!
+        var path = try await descend(tx, key)
+        let leaf = path.removeLast()
         guard case .leaf(var keys, var values, let next) = leaf.node else { return nil }
         let i = Self.lowerBound(keys, key)
         guard i < keys.count, codePointEqual(keys[i], key) else { return nil }
         keys.remove(at: i)
         let old = values.remove(at: i)
-        try await tx.write(leaf.id, Node.leaf(keys: keys, values: values, next: next).value)
         try await size.add(tx, -1)
+        if !keys.isEmpty {
+            try await tx.write(leaf.id, Node.leaf(keys: keys, values: values, next: next).value)
+        } else if path.isEmpty {
+            // The root was the only leaf: an absent root is the empty tree.
+            try await tx.delete(root)
+        } else {
+            try await unlink(tx, path: path, leafID: leaf.id, next: next)
+        }
         return old
+    }
+
+    /// Takes the empty leaf `leafID`, reached through the internal nodes `path`, out of the
+    /// tree: the leaf before it in the chain points past it, its parent drops it (a parent left
+    /// with no child is dropped by its own parent, and so on; the root, left with none, is
+    /// deleted: the empty tree), and its pointer is deleted. A root left with one child takes
+    /// that child's content, so a shrinking tree also gets shallower.
+    func unlink(_ tx: any Transaction, path: [(id: String, node: Node, slot: Int)], leafID: String, next: String?) async throws {
+        // The leaf before it is the rightmost leaf of the subtree just left of the path, at the
+        // deepest ancestor where the path does not take the first child. None: it was first.
+        if let level = path.lastIndex(where: { $0.slot > 0 }), case .inner(_, let children) = path[level].node {
+            var id = children[path[level].slot - 1]
+            var linked = false
+            for _ in 0..<64 {
+                switch try await load(tx, id) {
+                case .inner(_, let children):
+                    id = children[children.count - 1]
+                    continue
+                case .leaf(let k, let v, _):
+                    try await tx.write(id, Node.leaf(keys: k, values: v, next: next).value)
+                    linked = true
+                }
+                break
+            }
+            guard linked else { throw CollectionError.corrupt(ptr: root, why: "deeper than 64 levels") }
+        }
+        try await tx.delete(leafID)
+        // Drop the child from its parent, and parents left with no child from theirs.
+        var level = path.count - 1
+        while true {
+            guard case .inner(var keys, var children) = path[level].node else { fatalError("parents are inner nodes") }
+            let slot = path[level].slot
+            children.remove(at: slot)
+            // Child `slot` held [k[slot-1], k[slot]): its range joins its left neighbour's
+            // (or, for the first child, the next child's) by dropping the separator between.
+            if !keys.isEmpty { keys.remove(at: max(slot - 1, 0)) }
+            if !children.isEmpty {
+                try await tx.write(path[level].id, Node.inner(keys: keys, children: children).value)
+                if level == 0 { try await collapseRoot(tx, children: children) }
+                return
+            }
+            try await tx.delete(path[level].id)
+            if level == 0 { return }
+            level -= 1
+        }
+    }
+
+    /// While the root (an internal node) has one child, the child's content moves into the
+    /// root and the child's pointer is deleted. Only internal nodes are moved when the child is
+    /// internal; a leaf child is the tree's only leaf, so nothing in the chain points at it.
+    func collapseRoot(_ tx: any Transaction, children: [String]) async throws {
+        var children = children
+        for _ in 0..<64 {
+            guard children.count == 1 else { return }
+            let child = children[0]
+            let node = try await load(tx, child)
+            try await tx.write(root, node.value)
+            try await tx.delete(child)
+            guard case .inner(_, let grandchildren) = node else { return }
+            children = grandchildren
+        }
     }
 
     public func count(_ tx: any Transaction) async throws -> Int {

@@ -373,6 +373,68 @@ import Testing
         #expect(first.map { Self.codePoints($0.0) } == keys.first.map(Self.codePoints), "seed \(seed), \(label): first")
     }
 
+    /// The B+tree's shape, read raw: an internal node holds one separator fewer than children
+    /// (at least one child), separators ascend and bound their subtrees, every leaf is at the
+    /// same depth, no leaf is empty (an emptied leaf leaves the tree, an emptied root is
+    /// deleted), the chain from the leftmost leaf visits exactly the tree's leaves in order, and
+    /// the store holds no `<name>~n` node the tree does not reach (an unlinked node is deleted).
+    static func checkSortedStructure(_ memory: Memory, _ map: TSortedMap, seed: UInt64, _ label: String) async throws {
+        let root = map.name + "~r"
+        let (leaves, chain, reached, problems) = try await memory.atomically { tx -> ([String], [String], Set<String>, [String]) in
+            var problems: [String] = []
+            var leaves: [String] = []
+            var leafDepths: Set<Int> = []
+            var reached: Set<String> = []
+            var stack: [(id: String, low: String?, high: String?, depth: Int)] = [(root, nil, nil, 0)]
+            while let top = stack.popLast() {
+                let (id, low, high, depth) = top
+                guard reached.insert(id).inserted else {
+                    problems.append("\(id) is reached twice")
+                    continue
+                }
+                guard let v = try await tx.read(id) else {
+                    if id != root { problems.append("\(id) is missing") }
+                    continue
+                }
+                guard case .array(let ks)? = v["k"] else {
+                    problems.append("\(id) has no keys")
+                    continue
+                }
+                let keys = ks.compactMap(\.stringValue)
+                if !zip(keys, keys.dropFirst()).allSatisfy({ Self.codePointOrder($0, $1) }) { problems.append("\(id): keys out of order") }
+                if let low, let k = keys.first, Self.codePointOrder(k, low) { problems.append("\(id): a key below its separator") }
+                if let high, let k = keys.last, !Self.codePointOrder(k, high) { problems.append("\(id): a key at or above its separator") }
+                if case .array(let cs)? = v["c"] {
+                    let children = cs.compactMap(\.stringValue)
+                    if children.isEmpty || children.count != keys.count + 1 {
+                        problems.append("\(id): \(children.count) children for \(keys.count) separators")
+                        continue
+                    }
+                    for i in children.indices.reversed() {
+                        stack.append((children[i], i == 0 ? low : keys[i - 1], i == keys.count ? high : keys[i], depth + 1))
+                    }
+                } else {
+                    if keys.isEmpty { problems.append("\(id) is an empty leaf") }
+                    leaves.append(id)
+                    leafDepths.insert(depth)
+                }
+            }
+            if leafDepths.count > 1 { problems.append("leaves at depths \(leafDepths.sorted())") }
+            var chain: [String] = []
+            var next = leaves.first
+            while let c = next, chain.count <= leaves.count {
+                chain.append(c)
+                next = try await tx.read(c)?["next"]?.stringValue
+            }
+            return (leaves, chain, reached, problems)
+        }
+        #expect(problems.isEmpty, "seed \(seed), \(label): \(problems.prefix(5))")
+        #expect(chain == leaves, "seed \(seed), \(label): the chain visits \(chain.count) leaves, the tree holds \(leaves.count)")
+        let stored = try await memory.backend.node.list(prefix: map.name + "~n", after: nil, limit: 10_000).ptrs
+        let unreached = Set(stored).subtracting(reached)
+        #expect(unreached.isEmpty, "seed \(seed), \(label): \(unreached.count) nodes the tree does not reach, e.g. \(unreached.prefix(3))")
+    }
+
     @Test func sortedMapMatchesAModelInCodePointOrder() async throws {
         var rng = SeededRandom.fromEnvironment()
         let seed = rng.seed
@@ -393,9 +455,13 @@ import Testing
             let want = batch.map { Self.apply(&model, $0) }
             #expect(got == want, "seed \(seed), transaction \(b): \(batch)")
             if got != want { return }
-            if b % 400 == 399 { try await Self.checkSortedMap(memory, map, model, seed: seed, "after transaction \(b)") }
+            if b % 400 == 399 {
+                try await Self.checkSortedMap(memory, map, model, seed: seed, "after transaction \(b)")
+                try await Self.checkSortedStructure(memory, map, seed: seed, "after transaction \(b)")
+            }
         }
         try await Self.checkSortedMap(memory, map, model, seed: seed, "at the end")
+        try await Self.checkSortedStructure(memory, map, seed: seed, "at the end")
 
         // Bounded scans.
         let sortedKeys = model.keys.sorted(by: Self.codePointOrder)
@@ -479,6 +545,142 @@ import Testing
         // The root must have grown at least two levels (4 children × 4 entries < 288 keys).
         let root = try await memory.atomically { tx in try await tx.read("t4-concurrent~r") }
         #expect(root?["c"] != nil, "seed \(seed): the root is still a leaf")
+    }
+
+    /// A sorted map used as a queue (keys added at the back, taken from the front) keeps no
+    /// empty leaves: each leaf a removal empties leaves the tree, so `first` stays a walk down
+    /// one path, and a drained map holds no nodes at all.
+    @Test func sortedMapDrainedFromTheFrontKeepsNoEmptyLeaves() async throws {
+        var rng = SeededRandom.fromEnvironment()
+        let seed = rng.seed
+        let memory = try await Self.embedded()
+        let map = try TSortedMap("t9-queue", leafEntriesMax: 4, childrenMax: 4)
+        var added = 0, taken = 0
+        for round in 0..<80 {
+            let adds = Int.random(in: 0...14, using: &rng)
+            let keys = (added..<(added + adds)).map { String(format: "q%06d", $0) }
+            try await memory.atomically { tx in
+                for k in keys { _ = try await map.put(tx, k, .string(k)) }
+            }
+            added += adds
+            for _ in 0..<Int.random(in: 0...12, using: &rng) where taken < added {
+                let got = try await memory.atomically { tx -> String? in
+                    guard let k = try await map.first(tx)?.0 else { return nil }
+                    _ = try await map.remove(tx, k)
+                    return k
+                }
+                #expect(got == String(format: "q%06d", taken), "seed \(seed), round \(round)")
+                taken += 1
+            }
+            if round % 10 == 9 { try await Self.checkSortedStructure(memory, map, seed: seed, "after round \(round)") }
+        }
+        // Drain it, in transactions of several removals.
+        while taken < added {
+            let n = min(added - taken, Int.random(in: 1...9, using: &rng))
+            let got = try await memory.atomically { tx -> [String] in
+                var out: [String] = []
+                for (k, _) in try await map.range(tx, limit: n) {
+                    _ = try await map.remove(tx, k)
+                    out.append(k)
+                }
+                return out
+            }
+            #expect(got == (taken..<(taken + n)).map { String(format: "q%06d", $0) }, "seed \(seed)")
+            taken += n
+        }
+        try await Self.checkSortedStructure(memory, map, seed: seed, "drained")
+        let (count, first, root) = try await memory.atomically { tx in
+            (try await map.count(tx), try await map.first(tx), try await tx.read("t9-queue~r"))
+        }
+        #expect(count == 0 && first == nil && root == nil, "seed \(seed): count \(count), root \(String(describing: root))")
+        let nodes = try await memory.backend.node.list(prefix: "t9-queue~n", after: nil, limit: 100).ptrs
+        #expect(nodes.isEmpty, "seed \(seed): \(nodes.count) nodes left after draining")
+        // It still works as a map afterwards.
+        try await memory.atomically { tx in _ = try await map.put(tx, "again", .bool(true)) }
+        let again = try await memory.atomically { tx in try await map.range(tx) }
+        #expect(again.map(\.0) == ["again"])
+    }
+
+    /// Removals in random order, from transactions that run at once, against inserts: the tree
+    /// unlinks the leaves they empty (rewriting the leaf before and the parent) without losing
+    /// a key or leaving a node behind.
+    @Test func sortedMapUnderConcurrentRemovalsAndInserts() async throws {
+        var rng = SeededRandom.fromEnvironment()
+        let seed = rng.seed
+        let memory = try await Self.embedded()
+        let map = try TSortedMap("t9-concurrent", leafEntriesMax: 3, childrenMax: 3)
+        let initial = (0..<240).map { String(format: "c%04d", $0) }
+        for batch in Self.batches(initial, maxPerTxn: 12, &rng) {
+            try await memory.atomically { tx in for k in batch { _ = try await map.put(tx, k, .string(k)) } }
+        }
+        // Four removers take disjoint shares of the keys in random order; two inserters add
+        // keys between them.
+        let shares: [[[String]]] = (0..<4).map { w in
+            Self.batches(initial.enumerated().filter { $0.offset % 4 == w }.map(\.element).shuffled(using: &rng), maxPerTxn: 3, &rng)
+        }
+        let inserts: [[[String]]] = (0..<2).map { w in
+            Self.batches((0..<60).map { String(format: "c%04d+%d", $0 * 4 + w, w) }.shuffled(using: &rng), maxPerTxn: 3, &rng)
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for plan in shares {
+                group.addTask {
+                    for batch in plan {
+                        try await memory.atomically { tx in
+                            for k in batch {
+                                let old = try await map.remove(tx, k)
+                                #expect(old == .string(k), "seed \(seed): \(k) was not there")
+                            }
+                        }
+                    }
+                }
+            }
+            for plan in inserts {
+                group.addTask {
+                    for batch in plan {
+                        try await memory.atomically { tx in for k in batch { _ = try await map.put(tx, k, .string(k)) } }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let want = inserts.joined().joined().sorted(by: Self.codePointOrder)
+        let (entries, count) = try await memory.atomically { tx in (try await map.range(tx), try await map.count(tx)) }
+        #expect(entries.map(\.0) == want, "seed \(seed)")
+        #expect(count == want.count, "seed \(seed)")
+        try await Self.checkSortedStructure(memory, map, seed: seed, "after the concurrent run")
+    }
+
+    /// Internal nodes split by bytes too: 40 KB keys would make a node of 64 separators 2.5 MB,
+    /// past a pointer's 1 MiB. A key longer than `keyBytesMax` is refused before anything is
+    /// written.
+    @Test func largeKeysSplitInternalNodesByBytes() async throws {
+        var rng = SeededRandom(seed: 9)
+        let memory = try await Self.embedded()
+        let map = try TSortedMap("t9-keys")
+        let pad = String(repeating: "x", count: 40_000)
+        let keys = (0..<160).map { String(format: "k%03d", $0) + pad }
+        for k in keys.shuffled(using: &rng) {
+            try await memory.atomically { tx in _ = try await map.put(tx, k, .number("1")) }
+        }
+        let got = try await memory.atomically { tx in try await map.range(tx) }
+        #expect(got.map(\.0) == keys)
+        try await Self.checkSortedStructure(memory, map, seed: 9, "40 KB keys")
+        let nodes = try await memory.backend.node.list(prefix: "t9-keys~", after: nil, limit: 1_000).ptrs
+        let values = try await memory.atomically { tx in try await tx.read(nodes) }
+        var inner = 0
+        for (p, v) in values {
+            guard case .array(let c)? = v["c"], case .array(let k)? = v["k"] else { continue }
+            inner += 1
+            if k.count >= 3 { #expect(v.compactText.utf8.count <= map.leafBytesMax, "\(p): \(c.count) children in \(v.compactText.utf8.count) bytes") }
+        }
+        #expect(inner >= 3, "the keys should have needed several internal nodes")
+
+        let tooLong = String(repeating: "y", count: TSortedMap.keyBytesMax + 1)
+        await #expect(throws: CollectionError.self) {
+            try await memory.atomically { tx in _ = try await map.put(tx, tooLong, .null) }
+        }
+        let count = try await memory.atomically { tx in try await map.count(tx) }
+        #expect(count == keys.count)
     }
 
     /// Keys are sequences of code points: "é" (U+00E9) and "e" + U+0301 are two keys, as they
