@@ -227,6 +227,11 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
     @_specialize(where B == HTTPBackend)
     func write(_ ptr: String, _ value: JSONValue) async throws {
         try PointerID.validate(ptr)
+        guard value.isWellFormed else {
+            // Written as it is, a bad number's text would corrupt the request around it (and,
+            // batched, the other transactions' requests): refuse it here, as a node would.
+            throw ClientError.server(status: 400, code: "bad_json", message: "a value to write for \(ptr) has a number that is not JSON", retryable: false)
+        }
         buffer(ptr, value)
     }
 
@@ -246,7 +251,7 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
     /// so an abandoned `orElse` branch or a retried body leaves nothing behind.
     func allocate(_ value: JSONValue) async throws -> String {
         let id = PointerID.random()
-        buffer(id, value)
+        try await write(id, value)
         return id
     }
 

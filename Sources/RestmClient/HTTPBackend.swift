@@ -39,6 +39,13 @@ public final class HTTPBackend: TransactionBackend {
     }
 
     let transport: any HTTPTransport
+    /// Long waits (`POST /watch` for `retry()`) go through connections of their own: parked
+    /// waiters must not take the connections that the requests which would wake them need
+    /// (AsyncHTTPClient queues requests once its pool is full).
+    let waits: any HTTPTransport
+    /// The longest a watch may ask to wait: a margin under the request timeout, so that the
+    /// node answers (perhaps "nothing changed") before the client gives up on the request.
+    let watchMax: Duration
     let token = Mutex<String?>(nil)
     let requestCount = Atomic<Int>(0)
 
@@ -65,9 +72,14 @@ public final class HTTPBackend: TransactionBackend {
             let nio = NIOTransport(url: base, connections: connections, requestTimeout: timeout, responseBytesMax: responseBytesMax)
         {
             wire = nio
+            // NIOTransport opens a connection per request in flight (its limit is on idle
+            // ones): waits cannot crowd requests out.
+            waits = nio
         } else {
             wire = AHCTransport(base: base, connections: connections, requestTimeout: timeout, responseBytesMax: responseBytesMax)
+            waits = AHCTransport(base: base, connections: connections, requestTimeout: timeout, responseBytesMax: responseBytesMax)
         }
+        watchMax = requestTimeout > .seconds(4) ? requestTimeout - .seconds(2) : requestTimeout / 2
         if let batching {
             self.transport = BatchingTransport(inner: wire, inFlightMax: batching.inFlightMax, itemsMax: batching.itemsMax)
         } else {
@@ -77,6 +89,7 @@ public final class HTTPBackend: TransactionBackend {
 
     public func shutdown() async throws {
         try await transport.shutdown()
+        if waits is AHCTransport { try await waits.shutdown() }
     }
 
     /// One request; answers the parsed JSON body of a 2xx answer, throws `ClientError` otherwise.
@@ -87,11 +100,13 @@ public final class HTTPBackend: TransactionBackend {
     }
 
     /// One request; answers its status and parsed body, whatever the status.
-    func exchange(_ method: HTTPMethod, _ path: String, body: String? = nil, after: Bool = false) async throws -> (Int, JSONValue?) {
+    func exchange(
+        _ method: HTTPMethod, _ path: String, body: String? = nil, after: Bool = false, via: (any HTTPTransport)? = nil
+    ) async throws -> (Int, JSONValue?) {
         let answer: HTTPAnswer
         requestCount.wrappingAdd(1, ordering: .relaxed)
         do {
-            answer = try await transport.send(method, path, body: body, restmAfter: after ? token.withLock { $0 } : nil)
+            answer = try await (via ?? transport).send(method, path, body: body, restmAfter: after ? token.withLock { $0 } : nil)
         } catch {
             throw ClientError.transport("\(method) \(path): \(error)")
         }
@@ -220,9 +235,12 @@ public final class HTTPBackend: TransactionBackend {
     }
 
     public func watch(_ versions: [(String, Timestamp?)], timeout: Duration) async throws -> Bool {
-        let ms = Int(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
-        let body = "{\"ptrs\":" + Self.versionMap(versions) + ",\"timeoutMs\":\(ms)}"
-        let json = try await call(.POST, "/watch", body: body)
+        let wait = min(timeout, watchMax)
+        let ms = Int(wait.components.seconds * 1000 + wait.components.attoseconds / 1_000_000_000_000_000)
+        // Versions only: `retry()` needs to know that something changed, not the values.
+        let body = "{\"ptrs\":" + Self.versionMap(versions) + ",\"timeoutMs\":\(ms),\"values\":false}"
+        let (status, json) = try await exchange(.POST, "/watch", body: body, via: waits)
+        try Self.check(status, json)
         if case .object(let changed)? = json?["changed"] { return !changed.isEmpty }
         return false
     }

@@ -1,5 +1,6 @@
 import RestmCore
 import RestmNode
+import Synchronization
 
 /// Options of `atomically`.
 public struct AtomicOptions: Sendable {
@@ -65,7 +66,8 @@ public struct TransactionalMemory<B: TransactionBackend>: Sendable {
         _ body: @Sendable (any Transaction) async throws -> T
     ) async throws -> (T, AtomicReport) {
         let clock = ContinuousClock()
-        let deadline = clock.now + options.deadline
+        let started = clock.now
+        let deadline = started + options.deadline
         var report = AtomicReport()
         var priority: Timestamp?
         var conflictAttempts = 0
@@ -75,6 +77,8 @@ public struct TransactionalMemory<B: TransactionBackend>: Sendable {
         // What the last conflicting attempt touched: the next attempt queues on it.
         var queueOn: [String] = []
         var pause: Duration?
+        // Waits of `retry()` that failed (not the transaction): they back off too.
+        var retryWaitFailures = 0
         while true {
             try Task.checkCancellation()
             if let p = pause { try await Task.sleep(for: p) }
@@ -108,13 +112,23 @@ public struct TransactionalMemory<B: TransactionBackend>: Sendable {
                     report.conflicts += hidden
                 } catch let e as ClientError where Self.isUnknownOutcome(e) {
                     // The commit may have happened: ask, never re-run blindly.
+                    let backend = self.backend
                     if let id = tx.clientID {
                         if try await resolve(until: deadline, id, { try await backend.resolve(id: id) }) { return (value, report) }
                     } else {
                         guard let handle = tx.handle else { throw e }
+                        // A commit that never reached the node leaves its transaction active
+                        // until the node's idle timeout (30 s): abort it first. An abort ends
+                        // only an active transaction, never a commit under way, so the answer
+                        // that follows is the commit's fate.
+                        await backend.abort(handle)
                         if try await resolve(until: deadline, "\(handle)", { try await backend.resolve(handle) }) { return (value, report) }
                     }
                     throw ClientError.server(status: 409, code: "conflict", message: "the commit was resolved as aborted", retryable: true)
+                } catch is CancellationError {
+                    // Cancelled with the commit sent: it may have happened, and the caller
+                    // must not take the cancellation for "not done".
+                    throw ClientError.outcomeUnknown(txn: tx.clientID ?? tx.handle.map { "\($0)" } ?? "the commit")
                 }
                 return (value, report)
             } catch is RetrySignal {
@@ -133,10 +147,20 @@ public struct TransactionalMemory<B: TransactionBackend>: Sendable {
                     try await Task.sleep(for: remaining)
                     throw ClientError.retryTimedOut
                 }
-                _ = try await backend.watch(watched, timeout: min(remaining, .seconds(30)))
+                do {
+                    _ = try await backend.watch(watched, timeout: min(remaining, .seconds(30)))
+                } catch let e as ClientError where e.retryable || e.isTransport {
+                    // A full watcher table, a node restarting, a lost connection: the wait
+                    // failed, not the transaction. Run the body again after a pause; it
+                    // retries again (and waits) if nothing it read has changed.
+                    retryWaitFailures += 1
+                    pause = backoff(retryWaitFailures, age: clock.now - started, options)
+                }
                 continue
-            } catch let e as ClientError where e.retryable {
-                // A conflict already ended the transaction: no abort request to send.
+            } catch let e as ClientError where e.retryable || (e.isTransport && !bodyReturned) {
+                // A conflict already ended the transaction: no abort request to send. A lost
+                // connection before the commit was sent (a begin, a read) changed nothing:
+                // the transaction is abandoned (aborted if it began) and run again.
                 if !e.endedTheTransaction { await tx.abandon() }
                 report.conflicts += 1
                 conflictAttempts += 1
@@ -148,7 +172,7 @@ public struct TransactionalMemory<B: TransactionBackend>: Sendable {
                 queueOn = touched.count <= LocalLocks.pointersMax ? touched : []
                 // A retry that will queue needs no pause: its turn comes when the attempts it
                 // collided with are done. Otherwise back off, with no lock held.
-                pause = queueOn.isEmpty || conflictAttempts > 3 ? backoff(conflictAttempts, priority: priority, options) : nil
+                pause = queueOn.isEmpty || conflictAttempts > 3 ? backoff(conflictAttempts, age: clock.now - started, options) : nil
             } catch {
                 await tx.abandon()
                 if tx.cache != nil, !bodyReturned, !(error is CancellationError) {
@@ -170,16 +194,21 @@ public struct TransactionalMemory<B: TransactionBackend>: Sendable {
         }
     }
 
-    /// Asks for a commit's fate until it is known: true committed, false aborted.
+    /// Asks for a commit's fate until it is known: true committed, false aborted. Bounded
+    /// by `deadline`, each ask included (one ask is always allowed two seconds, so that a
+    /// commit that ran out the deadline still gets one answer); past it, or when the caller
+    /// is cancelled, the fate is unknown — never a `CancellationError` that a caller could
+    /// take for "not done".
     func resolve(
-        until deadline: ContinuousClock.Instant, _ name: String, _ ask: () async throws -> Timestamp?
+        until deadline: ContinuousClock.Instant, _ name: String, _ ask: @escaping @Sendable () async throws -> Timestamp?
     ) async throws -> Bool {
         var wait = Duration.milliseconds(10)
+        var limit = max(deadline, ContinuousClock.now + .seconds(2))
         while true {
             // `try?` would flatten "aborted" (nil) into "unknown": keep the two apart.
             let answer: Timestamp??
             do {
-                answer = .some(try await ask())
+                answer = try await Self.before(limit, ask)
             } catch let e as ClientError where e.code == "pruned" {
                 // The node no longer knows (its record retention has passed): asking again
                 // will not tell.
@@ -188,24 +217,65 @@ public struct TransactionalMemory<B: TransactionBackend>: Sendable {
                 answer = nil
             }
             if let known = answer { return known != nil }
-            guard ContinuousClock.now < deadline else { throw ClientError.outcomeUnknown(txn: name) }
-            try await Task.sleep(for: wait)
+            limit = deadline
+            guard ContinuousClock.now < deadline, !Task.isCancelled else { throw ClientError.outcomeUnknown(txn: name) }
+            do {
+                try await Task.sleep(for: min(wait, ContinuousClock.now.duration(to: deadline)))
+            } catch {
+                throw ClientError.outcomeUnknown(txn: name)
+            }
             wait = min(wait * 2, .seconds(1))
         }
     }
 
+    /// `operation`'s answer, or nil when `deadline` comes first (the operation is then
+    /// cancelled, and its answer, if it still comes, dropped).
+    static func before<T: Sendable>(_ deadline: ContinuousClock.Instant, _ operation: @escaping @Sendable () async throws -> T) async throws -> T? {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<T?, any Error>) in
+            let once = ResumeOnce(c)
+            let timer = Task {
+                try? await Task.sleep(until: deadline)
+                once.resume(with: .success(nil))
+            }
+            let work = Task {
+                defer { timer.cancel() }
+                do { once.resume(with: .success(try await operation())) } catch { once.resume(with: .failure(error)) }
+            }
+            // Whichever ends first, the timer ends: then the operation is no longer wanted.
+            Task {
+                _ = await timer.value
+                work.cancel()
+            }
+        }
+    }
+
     /// Jittered exponential backoff, shortened for transactions that have been trying for
-    /// longer (an older priority), so the oldest gets through instead of livelocking.
-    func backoff(_ attempt: Int, priority: Timestamp?, _ o: AtomicOptions) -> Duration {
+    /// longer (`age`, measured on this process's own clock: a node's timestamps would bring
+    /// in the skew between the two machines), so the oldest gets through instead of
+    /// livelocking.
+    func backoff(_ attempt: Int, age: Duration, _ o: AtomicOptions) -> Duration {
         let grown = o.backoffBase * (1 << min(attempt - 1, 16))
         let capped = min(grown, o.backoffMax)
-        var ageMillis = 0.0
-        if let p = priority {
-            let now = SystemPhysicalClock().nowMillis()
-            if now > p.wallMillis { ageMillis = Double(now - p.wallMillis) }
-        }
+        let ageMillis = max(0, Double(age.components.seconds) * 1000 + Double(age.components.attoseconds) / 1e15)
         let shrink = 1.0 / (1.0 + ageMillis / 100.0)
         let nanos = Double(capped.components.seconds) * 1e9 + Double(capped.components.attoseconds) / 1e9
         return .nanoseconds(Int64(max(1_000, nanos * shrink * Double.random(in: 0.5...1.0))))
+    }
+}
+
+/// A continuation resumed by whichever comes first of several racers.
+final class ResumeOnce<T: Sendable>: Sendable {
+    private let continuation: Mutex<CheckedContinuation<T, any Error>?>
+
+    init(_ c: CheckedContinuation<T, any Error>) {
+        continuation = Mutex(c)
+    }
+
+    func resume(with result: Result<T, any Error>) {
+        let c: CheckedContinuation<T, any Error>? = continuation.withLock { c in
+            defer { c = nil }
+            return c
+        }
+        c?.resume(with: result)
     }
 }

@@ -32,6 +32,12 @@ public enum ClientError: Error, Sendable, CustomStringConvertible {
         return false
     }
 
+    /// No answer came (the request may or may not have reached the node).
+    public var isTransport: Bool {
+        if case .transport = self { return true }
+        return false
+    }
+
     public var retryable: Bool {
         if case .server(_, _, _, let r) = self { return r }
         return false

@@ -52,6 +52,26 @@ public enum JSONValue: Sendable, Equatable {
         return false
     }
 
+    /// Whether every number's text is a JSON number. Parsed documents always are; a value an
+    /// application builds with `.number(text)` may not be, and its text is written as it is
+    /// (a `.number("1}")` would change the document around it).
+    public var isWellFormed: Bool {
+        switch self {
+        case .null, .bool, .string: return true
+        case .number(let s): return Self.isNumber(s)
+        case .array(let items): return items.allSatisfy(\.isWellFormed)
+        case .object(let members): return members.allSatisfy { $0.1.isWellFormed }
+        }
+    }
+
+    /// Whether `text` is a number of JSON's grammar (RFC 8259).
+    public static func isNumber(_ text: String) -> Bool {
+        var parser = JSONParser(bytes: Array(text.utf8), maxDepth: 1)
+        guard !parser.bytes.isEmpty, let first = parser.bytes.first, first == UInt8(ascii: "-") || (first >= 0x30 && first <= 0x39) else { return false }
+        guard (try? parser.parseNumber()) != nil else { return false }
+        return parser.index == parser.bytes.count
+    }
+
     /// The document without insignificant whitespace.
     public var compactText: String {
         var out = ""

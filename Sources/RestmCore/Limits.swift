@@ -44,8 +44,12 @@ public struct Limits: Sendable {
     public var watchersMax: Int = 100_000
     /// Longest wait of one long-poll (`POST /watch`).
     public var watchTimeoutMsMax: Int = 60_000
-    /// Pointers one watch may name.
-    public var watchPointersMax: Int = 1_000
+    /// Pointers one watch may name: as many as one transaction may touch, so that `retry()`
+    /// can wait on any transaction's read set.
+    public var watchPointersMax: Int = 10_000
+    /// Bytes of pointer ids all watchers together may name (ids counted twice, plus table
+    /// overhead); beyond it a watch answers 503 `overloaded`.
+    public var watcherBytesMax: Int = 64 << 20
     /// Pointers (version chains) kept in memory per shard before cold ones are evicted.
     public var pointersInMemoryPerShardMax: Int = 32_768
     /// Bytes of values kept in memory per shard (64 shards: 512 MiB) before cold pointers are

@@ -40,6 +40,11 @@ extension RestmResponder {
             guard let path = RequestParsing.member(members, "path")?.stringValue, path.hasPrefix("/") else {
                 throw RestmError(.badRequest, "requests[\(i)].path must be a string that starts with /")
             }
+            // As in a request line: no spaces or control bytes (percent-encode them). They
+            // would also slip past the check below ("/watch " is routed as "/watch").
+            guard !path.utf8.contains(where: { $0 <= 0x20 || $0 == 0x7F }) else {
+                throw RestmError(.badRequest, "requests[\(i)].path must not contain spaces or control characters (percent-encode them)")
+            }
             guard let method = HTTPRequest.Method(m.uppercased()) else {
                 throw RestmError(.badRequest, "requests[\(i)].method is not an HTTP method")
             }
@@ -65,7 +70,9 @@ extension RestmResponder {
             var fields = HTTPFields()
             fields[.accept] = "application/json"
             var buffer = ByteBuffer()
-            if let b = body, !b.isNull {
+            // `"body": null` is no body, except for a PUT, whose body is the value to write:
+            // there it is the JSON null, as the same PUT alone would send it.
+            if let b = body, !b.isNull || method == .put {
                 fields[.contentType] = "application/json"
                 buffer = ByteBuffer(string: b.compactText)
             }

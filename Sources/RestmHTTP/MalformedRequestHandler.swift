@@ -86,8 +86,9 @@ extension MalformedRequestHandler: Sendable {}
 
 extension HTTPServerBuilder {
     /// HTTP/1.1 as a reSTM node serves it: requests the HTTP parser rejects get API.md's JSON
-    /// error (`MalformedRequestHandler`).
+    /// error (`MalformedRequestHandler`), and long waits end when their client leaves
+    /// (`ClientGoneHandler`).
     public static func restm(_ node: Node) -> HTTPServerBuilder {
-        .http1(configuration: .init(additionalChannelHandlers: [MalformedRequestHandler(clock: { node.clockNow.text })]))
+        .http1(configuration: .init(additionalChannelHandlers: [MalformedRequestHandler(clock: { node.clockNow.text }), ClientGoneHandler()]))
     }
 }

@@ -1205,7 +1205,7 @@ enum OpenAPIDocument {
             ],
             "operationId": "events",
             "summary": "Server-sent events of changes",
-            "description": "One `event: change` per committed change of the named pointers (`id:` the version, `data:` `{\"ptr\",\"value\",\"version\"}`); a comment line every 15 s keeps the stream alive; it ends when the node shuts down.",
+            "description": "One `event: change` per committed change of the named pointers (`id:` the version, `data:` `{\"ptr\",\"value\",\"version\"}`; a delete has `\"value\": null, \"version\": null` and its version as `id:`), in commit order for each pointer; a pointer named twice is watched once; a comment line every 15 s keeps the stream alive; it ends when the node shuts down or the client leaves. 503 before the stream starts when the node has no room for another watcher.",
             "x-restm-streaming": true,
             "parameters": [
               {
@@ -3080,7 +3080,8 @@ enum OpenAPIDocument {
             "properties": {
               "ptrs": {
                 "type": "object",
-                "maxProperties": 1000,
+                "minProperties": 1,
+                "maxProperties": 10000,
                 "propertyNames": {
                   "$ref": "#/components/schemas/PointerId"
                 },
@@ -3090,7 +3091,14 @@ enum OpenAPIDocument {
                     "null"
                   ]
                 },
-                "description": "Pointer id to the version the client has (null: absent). A version the server never issued counts as different."
+                "description": "Pointer id to the version the client has (null: absent). A version the server never issued counts as different. At least one pointer, at most `watchPointersMax` (10,000, as many as a transaction may touch)."
+              },
+              "values": {
+                "type": [
+                  "boolean",
+                  "null"
+                ],
+                "description": "Extension: false answers each changed pointer's version only (`{\"version\"}`), for a client that only needs to know. Default true: the values, bounded like a read's (413 past `answerBytesMax`)."
               },
               "timeoutMs": {
                 "type": [
@@ -3110,7 +3118,30 @@ enum OpenAPIDocument {
             ],
             "properties": {
               "changed": {
-                "$ref": "#/components/schemas/ReadResults"
+                "anyOf": [
+                  {
+                    "$ref": "#/components/schemas/ReadResults"
+                  },
+                  {
+                    "type": "object",
+                    "description": "With `\"values\": false`: pointer id to its current version only.",
+                    "propertyNames": {
+                      "$ref": "#/components/schemas/PointerId"
+                    },
+                    "additionalProperties": {
+                      "type": "object",
+                      "required": [
+                        "version"
+                      ],
+                      "additionalProperties": false,
+                      "properties": {
+                        "version": {
+                          "$ref": "#/components/schemas/NullableVersion"
+                        }
+                      }
+                    }
+                  }
+                ]
               }
             }
           },

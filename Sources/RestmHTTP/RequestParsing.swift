@@ -106,12 +106,35 @@ enum RequestParsing {
     /// millisecond).
     static func instant(_ s: String) throws -> Timestamp {
         if let ts = Timestamp(text: s) { return ts }
-        if let date = try? Date(s, strategy: .iso8601) {
+        // Foundation rolls impossible fields over (February 30th is March 2nd, second 99 a
+        // minute later): check them first, so that a typo is an error, not another instant.
+        if let date = try? Date(s, strategy: .iso8601), validFields(s) {
             let ms = date.timeIntervalSince1970 * 1000
             guard ms >= 0 else { throw RestmError(.badTimestamp, "\(s) is before 1970") }
             return Timestamp(wallMillis: UInt64(ms), logical: UInt16.max, node: UInt16.max)
         }
         throw RestmError(.badTimestamp, "\(JSONWriter.quoted(String(s.prefix(64)))) is neither a version nor an ISO-8601 instant")
+    }
+
+    /// Whether the `YYYY-MM-DDTHH:MM:SS` an ISO-8601 instant starts with names a real date
+    /// and time of day (no leap seconds).
+    static func validFields(_ s: String) -> Bool {
+        let b = Array(s.utf8.prefix(19))
+        guard b.count == 19, b[4] == 0x2D, b[7] == 0x2D, b[10] == 0x54 || b[10] == 0x74, b[13] == 0x3A, b[16] == 0x3A else { return false }
+        func number(_ r: Range<Int>) -> Int? {
+            var n = 0
+            for i in r {
+                guard (0x30...0x39).contains(b[i]) else { return nil }
+                n = n * 10 + Int(b[i] - 0x30)
+            }
+            return n
+        }
+        guard let year = number(0..<4), let month = number(5..<7), let day = number(8..<10),
+            let hour = number(11..<13), let minute = number(14..<16), let second = number(17..<19)
+        else { return false }
+        let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+        let days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+        return (1...12).contains(month) && (1...days[month - 1]).contains(day) && hour < 24 && minute < 60 && second < 60
     }
 
     static func version(_ s: String) throws -> Timestamp {

@@ -11,7 +11,7 @@ import Logging
 /// of every request, and one `switch` keeps every route, its metric name and its errors in
 /// one place. Every error, thrown from any layer, becomes the JSON error of API.md here.
 public struct RestmResponder: HTTPResponder {
-    public typealias Context = BasicRequestContext
+    public typealias Context = RestmRequestContext
 
     public let node: Node
     /// Tasks and their workers (started by `restm serve` or `POST /sys/init`).
@@ -224,12 +224,12 @@ public struct RestmResponder: HTTPResponder {
         case ("watch", 1):
             route = "POST /watch"
             try only(.post)
-            return try await watch(request)
+            return try await watch(request, context: context)
 
         case ("events", 1):
             route = "GET /events"
             try only(.get)
-            return try await events(request)
+            return try await events(request, context: context)
 
         case ("sys", 2):
             return try await system(request, String(segments[1]), route: &route)
@@ -496,22 +496,42 @@ public struct RestmResponder: HTTPResponder {
         return text
     }
 
+    /// The request's `If-Match` (RFC 9110: `*`, or a list of entity tags compared strongly,
+    /// so a weak tag `W/"…"` never matches; a tag this server never issued never matches
+    /// either). Only writes without a transaction take it: inside one, a condition belongs in
+    /// the transaction (read the pointer, or `POST /txn`'s `expect`), so a request with both
+    /// is refused rather than written unconditionally.
+    func ifMatch(_ request: Request, inTxn: Bool) throws -> VersionCondition? {
+        let values = request.headers[values: .ifMatch]
+        guard !values.isEmpty else { return nil }
+        guard !inTxn else {
+            throw RestmError(.badRequest, "If-Match applies to a write without a transaction; inside one, read the pointer, or use POST /txn with expect")
+        }
+        var tags: [Timestamp] = []
+        for field in values {
+            for item in field.split(separator: ",") {
+                let tag = String(item).trimmingCharacters(in: " \t")
+                if tag == "*" { return .exists }
+                guard !tag.hasPrefix("W/") else { continue }
+                guard tag.count >= 2, tag.hasPrefix("\""), tag.hasSuffix("\"") else {
+                    throw RestmError(.badRequest, "If-Match takes * or quoted versions, as ETag gives them: \"<version>\"")
+                }
+                if let ts = Timestamp(text: tag.dropFirst().dropLast()) { tags.append(ts) }
+            }
+        }
+        return .versionIn(tags)
+    }
+
     func putPointer(_ request: Request, _ p: String) async throws -> Response {
         try PointerID.validate(p)
         let text = try await value(request)
-        if let t = try txnParameter(request) {
+        let t = try txnParameter(request)
+        let condition = try ifMatch(request, inTxn: t != nil)
+        if let t {
             try node.write(t, p, value: text)
             return Reply.noContent()
         }
-        var ifMatch: Timestamp?
-        if let m = request.headers[.ifMatch] {
-            var tag = m.trimmingCharacters(in: " ")
-            if tag.hasPrefix("W/") { tag = String(tag.dropFirst(2)) }
-            tag = tag.trimmingCharacters(in: "\"")
-            // A tag this server never issued can never match.
-            ifMatch = Timestamp(text: tag) ?? Timestamp(raw: .max, node: .max)
-        }
-        let ts = try await node.put(p, value: text, ifMatch: ifMatch)
+        let ts = try await node.put(p, value: text, when: condition)
         var o = JSONObject()
         o.string("ptr", p)
         o.string("version", ts.text)
@@ -520,11 +540,13 @@ public struct RestmResponder: HTTPResponder {
 
     func deletePointer(_ request: Request, _ p: String) async throws -> Response {
         try PointerID.validate(p)
-        if let t = try txnParameter(request) {
+        let t = try txnParameter(request)
+        let condition = try ifMatch(request, inTxn: t != nil)
+        if let t {
             try node.write(t, p, value: nil)
             return Reply.noContent()
         }
-        let ts = try await node.put(p, value: nil)
+        let ts = try await node.put(p, value: nil, when: condition)
         var o = JSONObject()
         o.string("ptr", p)
         o.string("version", ts.text)
@@ -580,11 +602,12 @@ public struct RestmResponder: HTTPResponder {
 
     // MARK: watching
 
-    func watch(_ request: Request) async throws -> Response {
+    func watch(_ request: Request, context: Context) async throws -> Response {
         let body = try await RequestParsing.object(request, limit: limits.requestBytesMax, depth: limits.jsonDepthMax)
         guard let ptrs = RequestParsing.member(body, "ptrs"), case .object(let members) = ptrs else {
             throw RestmError(.badRequest, "the body must be {\"ptrs\": {id: version or null}, \"timeoutMs\": n}")
         }
+        guard !members.isEmpty else { throw RestmError(.badRequest, "ptrs must name at least one pointer") }
         var expected: [(String, Timestamp?)] = []
         for (p, v) in members {
             try PointerID.validate(p)
@@ -599,45 +622,104 @@ public struct RestmResponder: HTTPResponder {
             guard let n = t.intValue, n >= 0 else { throw RestmError(.badRequest, "timeoutMs must be a non-negative integer") }
             timeout = min(n, limits.watchTimeoutMsMax)
         }
-        let changed = try await node.watch(expected, timeout: .milliseconds(timeout))
+        // `"values": false`: versions only (a client that only needs to know, as `retry()`).
+        var values = true
+        if let v = RequestParsing.member(body, "values"), !v.isNull {
+            guard case .bool(let b) = v else { throw RestmError(.badRequest, "values must be true or false") }
+            values = b
+        }
+        let node = self.node
+        let (watching, wait) = (expected, Duration.milliseconds(timeout))
+        let changed = try await context.presence().until { try await node.watch(watching, timeout: wait) }
+        // The values are read results like any other: bounded per answer and counted in
+        // the node's answers in flight.
+        var budget = AnswerBudget(max: limits.answerBytesMax)
         var out = "{\"changed\":{"
         for (i, (p, r)) in changed.enumerated() {
             if i > 0 { out += "," }
             JSONWriter.appendString(p, to: &out)
-            out += ":" + readResult(p, r)
+            if values {
+                if let e = Self.charge(&budget, p, r.value) {
+                    throw e.code == .tooLarge ? RestmError(.tooLarge, "\(e.message), or watch with \"values\": false") : e
+                }
+                out += ":" + readResult(p, r)
+            } else {
+                out += ":{\"version\":" + (r.version.map { JSONWriter.quoted($0.text) } ?? "null") + "}"
+            }
         }
         out += "}}"
         return Reply.json(.ok, out)
     }
 
-    /// Server-sent events: one `change` event per committed change of the named pointers,
-    /// a comment every 15 s to keep the connection alive. Ends when the node shuts down.
-    func events(_ request: Request) async throws -> Response {
-        let ptrs = request.uri.queryParameters.getAll("ptr").map { String($0) }
-        guard !ptrs.isEmpty else { throw RestmError(.badRequest, "name pointers with ?ptr=a&ptr=b") }
-        guard ptrs.count <= limits.watchPointersMax else { throw RestmError(.tooLarge, "at most \(limits.watchPointersMax) pointers") }
-        for p in ptrs { try PointerID.validate(p) }
-        let start = try await node.currentVersions(ptrs)
+    /// Pointers one event stream may name (they travel in its URL, whose request line is
+    /// bounded anyway; a watch names up to `watchPointersMax` in its body).
+    static let eventPointersMax = 1_000
+
+    /// What charging `budget` for a result refused, if it did.
+    static func charge(_ budget: inout AnswerBudget, _ p: String, _ value: String?) -> RestmError? {
+        do {
+            try budget.charge(p, value)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    /// Server-sent events: one `change` event per committed change of the named pointers
+    /// (read back from the pointers' history when several commits came between two looks),
+    /// a comment every 15 s to keep the connection alive. Ends when the node shuts down or
+    /// the client leaves.
+    func events(_ request: Request, context: Context) async throws -> Response {
+        let named = request.uri.queryParameters.getAll("ptr").map { String($0) }
+        guard !named.isEmpty else { throw RestmError(.badRequest, "name pointers with ?ptr=a&ptr=b") }
+        for p in named { try PointerID.validate(p) }
+        // A pointer named twice is watched once (two entries for it could never agree with
+        // the one version the watch reports, and the stream would spin).
+        let ptrs = Node.distinct(named.map { ($0, ()) }).map(\.0)
+        let most = min(limits.watchPointersMax, Self.eventPointersMax)
+        guard ptrs.count <= most else { throw RestmError(.tooLarge, "at most \(most) pointers per event stream") }
+        // Refuse now, while an error can still be an answer, rather than end the stream
+        // at its first wait.
+        try node.checkWatcherRoom(ptrs)
+        let start = try await node.eventStart(ptrs)
         let node = self.node
+        let presence = context.presence()
         let body = ResponseBody { writer in
-            var seen = start
+            var seen = start.versions
+            // Per pointer, the last commit reported (or the stream's start).
+            var since = [String: Timestamp](uniqueKeysWithValues: ptrs.map { ($0, start.at) })
             try await writer.write(ByteBuffer(string: ": watching \(ptrs.count) pointer(s)\n\n"))
             while node.state == .running {
-                let changed = try await node.watch(seen, timeout: .seconds(15))
+                let watching = seen
+                let changed = try await presence.until { try await node.watch(watching, timeout: .seconds(15)) }
+                if presence.hasLeft { break }
                 if changed.isEmpty {
                     try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
                     continue
                 }
-                var out = ""
                 for (p, r) in changed {
-                    var o = JSONObject()
-                    o.string("ptr", p)
-                    o.raw("value", r.value)
-                    o.string("version", r.version?.text)
-                    out += "event: change\nid: \(r.version?.text ?? "deleted")\ndata: \(o.text)\n\n"
-                    if let i = seen.firstIndex(where: { $0.0 == p }) { seen[i].1 = r.version }
+                    let from = since[p] ?? start.at
+                    let upTo = r.version ?? node.clockNow
+                    let found = try await node.versions(of: p, after: from, upTo: upTo, limit: 64)
+                    var versions = found.versions
+                    if versions.isEmpty {
+                        // Nothing kept in between (a delete the history no longer holds):
+                        // report the change the watch saw.
+                        versions = [Version(ts: r.version ?? upTo, txn: "", value: r.value)]
+                    }
+                    var out = found.complete ? "" : ": earlier changes of \(p) are left out\n"
+                    for v in versions {
+                        var o = JSONObject()
+                        o.string("ptr", p)
+                        o.raw("value", v.value)
+                        o.string("version", v.value == nil ? nil : v.ts.text)
+                        out += "event: change\nid: \(v.ts.text)\ndata: \(o.text)\n\n"
+                        since[p] = max(since[p] ?? v.ts, v.ts)
+                    }
+                    let last = versions[versions.count - 1]
+                    if let i = seen.firstIndex(where: { $0.0 == p }) { seen[i].1 = last.value == nil ? nil : last.ts }
+                    try await writer.write(ByteBuffer(string: out))
                 }
-                try await writer.write(ByteBuffer(string: out))
             }
             try await writer.finish(nil)
         }

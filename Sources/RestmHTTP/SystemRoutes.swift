@@ -105,6 +105,7 @@ extension RestmResponder {
         l.int("valueBytesMax", c.limits.valueBytesMax)
         l.int("requestBytesMax", c.limits.requestBytesMax)
         l.int("pointersPerTxnMax", c.limits.pointersPerTxnMax)
+        l.int("watchPointersMax", c.limits.watchPointersMax)
         l.int("answerBytesMax", c.limits.answerBytesMax)
         l.int("batchAnswerBytesMax", c.limits.batchAnswerBytesMax)
         l.int("answerBytesInFlightMax", c.limits.answerBytesInFlightMax)
@@ -178,6 +179,8 @@ struct MetricsReport {
         scalars.int("workers", tasks.workerCount)
         scalars.int("taskStepsRunning", tasks.runningSteps)
         scalars.int("answerBytesInFlight", node.answerPool.inUse)
+        scalars.int("watchers", node.watcherCount)
+        scalars.int("watcherBytes", node.watcherBytes)
         var txns = JSONObject()
         let c = snap.counters
         txns.int("begun", c["txn_begun"] ?? 0)
@@ -223,6 +226,8 @@ struct MetricsReport {
         gauge("restm_waiters", "Reads waiting on intents.", totals.waiters)
         gauge("restm_commit_queue_depth", "Commits queued for the store writer.", node.commitQueueDepth)
         gauge("restm_answer_bytes_in_flight", "Bytes of read results in answers being built or sent.", node.answerPool.inUse)
+        gauge("restm_watchers", "Watchers registered: long-polls, event streams, blocked retry().", node.watcherCount)
+        gauge("restm_watcher_bytes", "What the watchers' pointer lists cost, against watcherBytesMax.", node.watcherBytes)
         let gc = node.gcStatus
         counter("restm_gc_passes_total", "Completed version-GC passes over every pointer.", gc.passes)
         counter("restm_gc_versions_pruned_total", "Versions deleted by version GC.", gc.versionsPruned)

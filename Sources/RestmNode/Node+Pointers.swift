@@ -78,13 +78,19 @@ extension Node {
     /// Writes `ptr` (nil deletes) as its own transaction; with `ifMatch`, only if that is
     /// still its current version (else 412).
     public func put(_ ptr: String, value: String?, ifMatch: Timestamp? = nil) async throws -> Timestamp {
+        try await put(ptr, value: value, when: ifMatch.map { .versionIn([$0]) })
+    }
+
+    /// Writes `ptr` (nil deletes) as its own transaction, only if `condition` holds of its
+    /// current version (else 412 with the current version), checked in the same transaction.
+    public func put(_ ptr: String, value: String?, when condition: VersionCondition?) async throws -> Timestamp {
         try PointerID.validate(ptr)
         return try await autoRetry { t in
-            if let expected = ifMatch {
+            if let condition {
                 let current = try await self.read(t, ptr)
-                guard current.version == expected else {
+                guard condition.holds(for: current.version) else {
                     throw RestmError(
-                        .preconditionFailed, "the current version of \(ptr) is \(current.version?.text ?? "none"), not \(expected.text)",
+                        .preconditionFailed, "the current version of \(ptr) is \(current.version?.text ?? "none"), not \(condition)",
                         extra: [("current", current.version.map { JSONWriter.quoted($0.text) } ?? "null")])
                 }
             }
@@ -121,6 +127,11 @@ extension Node {
 
     /// A one-shot transaction: reads, expectations, writes, all at once (`POST /txn`).
     public func oneShot(_ req: OneShotRequest) async throws -> OneShotResult {
+        // A pointer read or expected twice is once (the version expected last counts): the
+        // answer is a JSON object, which must not name it twice.
+        var req = req
+        if Self.hasDuplicates(req.reads) { req.reads = Self.distinct(req.reads.map { ($0, ()) }).map(\.0) }
+        if Self.hasDuplicates(req.expect.map(\.0)) { req.expect = Self.distinct(req.expect) }
         for p in req.reads { try PointerID.validate(p) }
         for (p, _) in req.expect { try PointerID.validate(p) }
         for (p, _) in req.writes { try PointerID.validate(p) }
@@ -217,6 +228,17 @@ extension Node {
             registry.forget(cid)
             throw error
         }
+    }
+
+    /// Whether some id appears twice (without allocating for the few ids of a usual
+    /// one-shot).
+    static func hasDuplicates(_ ids: [String]) -> Bool {
+        guard ids.count > 1 else { return false }
+        guard ids.count > 16 else {
+            for i in 1..<ids.count where ids[..<i].contains(ids[i]) { return true }
+            return false
+        }
+        return Set(ids).count < ids.count
     }
 
     private struct AlreadyRecorded: Error {
@@ -328,5 +350,27 @@ extension Node {
             return (items, items.last)
         }
         return (page, nil)
+    }
+}
+
+/// A condition on a pointer's current version (an HTTP `If-Match`).
+public enum VersionCondition: Sendable, Equatable, CustomStringConvertible {
+    /// The pointer exists (`If-Match: *`).
+    case exists
+    /// Its version is one of these (an empty list never holds).
+    case versionIn([Timestamp])
+
+    public func holds(for version: Timestamp?) -> Bool {
+        switch self {
+        case .exists: return version != nil
+        case .versionIn(let tags): return version.map { tags.contains($0) } ?? false
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .exists: return "any version (*)"
+        case .versionIn(let tags): return tags.isEmpty ? "a version this node issued" : tags.map(\.text).joined(separator: " or ")
+        }
     }
 }

@@ -107,7 +107,7 @@ public final class Node: Sendable {
             ceilingLeadMillis: UInt64(configuration.limits.ceilingLeadMs))
         self.answerPool = AnswerPool(max: configuration.limits.answerBytesInFlightMax)
         self.registry = TxnRegistry(limits: configuration.limits)
-        self.watches = WatchHub(watchersMax: configuration.limits.watchersMax)
+        self.watches = WatchHub(watchersMax: configuration.limits.watchersMax, bytesMax: configuration.limits.watcherBytesMax)
     }
 
     /// Opens a node on `store`: starts a new incarnation, puts the clock and every shard
@@ -158,10 +158,14 @@ public final class Node: Sendable {
     }
 
     /// Absorbs a client's causality token (`Restm-After`), refusing one further ahead of
-    /// this node's physical clock than the offset bound.
+    /// this node's physical clock than the offset bound — unless the node's own clock is
+    /// already there: after a restart the clock starts at the durable ceiling, up to
+    /// `ceilingLeadMs` ahead of the machine's, and the tokens it hands out then must come
+    /// back without a 400. (Only tokens at or below the clock pass that way, so clients
+    /// cannot walk the clock forward step by step.)
     public func observeClientToken(_ ts: Timestamp) throws {
         let limit = configuration.clock.nowMillis() + UInt64(limits.clockOffsetMaxMs)
-        guard ts.wallMillis <= limit else {
+        guard ts.wallMillis <= limit || ts <= clockNow else {
             throw RestmError(.badTimestamp, "Restm-After is further ahead of this node's clock than \(limits.clockOffsetMaxMs) ms")
         }
         observe(ts)

@@ -4,33 +4,57 @@ import Synchronization
 /// Who waits for which pointers to change: long-polls (`POST /watch`), event streams
 /// (`GET /events`) and blocking `retry()`. A waiter costs a continuation and a few table
 /// entries — no thread — and is woken once, by the first commit that writes any of its
-/// pointers, or by its timeout.
+/// pointers, or by its timeout. Bounded twice: by the number of watchers and by the bytes of
+/// the pointer ids they name (`bytes(of:)`), so that many watches of long ids cannot hold
+/// the node's memory.
 final class WatchHub: Sendable {
     struct State: ~Copyable {
         var byPointer: [String: Set<UInt64>] = [:]
         var watchers: [UInt64: (ptrs: [String], continuation: CheckedContinuation<Bool, Never>?, fired: Bool, timer: Task<Void, Never>?)] = [:]
         var nextID: UInt64 = 1
+        /// What the registered watchers' pointer lists cost, by `bytes(of:)`.
+        var bytes = 0
+        /// Set by `wakeAll` at shutdown: nothing registers after it.
+        var closed = false
+    }
+
+    /// Why `register` refused.
+    enum Refusal: Error {
+        case full, closed
     }
 
     let watchersMax: Int
+    let bytesMax: Int
     private let state = Mutex(State())
 
-    init(watchersMax: Int) {
+    init(watchersMax: Int, bytesMax: Int) {
         self.watchersMax = watchersMax
+        self.bytesMax = bytesMax
     }
 
     var count: Int { state.withLock { $0.watchers.count } }
+    var bytes: Int { state.withLock { $0.bytes } }
+
+    /// What a watcher of `ptrs` costs in the tables: each id twice (its list, the pointer's
+    /// entry) and a fixed 96 bytes per entry and per watcher for the tables' overhead.
+    static func bytes(of ptrs: [String]) -> Int {
+        ptrs.reduce(96) { $0 + 2 * $1.utf8.count + 96 }
+    }
 
     /// Registers interest in `ptrs` (before reading their current versions, so no change
-    /// between the read and the wait can be missed). Nil when too many are registered.
-    func register(_ ptrs: [String]) -> UInt64? {
-        state.withLock { s in
-            guard s.watchers.count < watchersMax else { return nil }
+    /// between the read and the wait can be missed). Refused when the hub is full (watchers
+    /// or bytes) or closed.
+    func register(_ ptrs: [String]) -> Result<UInt64, Refusal> {
+        let cost = Self.bytes(of: ptrs)
+        return state.withLock { s in
+            guard !s.closed else { return .failure(.closed) }
+            guard s.watchers.count < watchersMax, s.bytes + cost <= bytesMax else { return .failure(.full) }
             let id = s.nextID
             s.nextID += 1
             s.watchers[id] = (ptrs, nil, false, nil)
+            s.bytes += cost
             for p in ptrs { s.byPointer[p, default: []].insert(id) }
-            return id
+            return .success(id)
         }
     }
 
@@ -69,6 +93,7 @@ final class WatchHub: Sendable {
             guard let c = w.continuation else {
                 if !w.fired {
                     s.watchers.removeValue(forKey: id)
+                    s.bytes -= Self.bytes(of: w.ptrs)
                     for p in w.ptrs {
                         s.byPointer[p]?.remove(id)
                         if s.byPointer[p]?.isEmpty == true { s.byPointer.removeValue(forKey: p) }
@@ -86,6 +111,7 @@ final class WatchHub: Sendable {
     func unregister(_ id: UInt64) {
         state.withLock { s in
             guard let w = s.watchers.removeValue(forKey: id) else { return }
+            s.bytes -= Self.bytes(of: w.ptrs)
             w.timer?.cancel()
             for p in w.ptrs {
                 s.byPointer[p]?.remove(id)
@@ -94,9 +120,12 @@ final class WatchHub: Sendable {
         }
     }
 
-    /// Wakes every watcher (at shutdown, so no long-poll or stream holds the process).
+    /// Wakes every watcher and refuses new ones (at shutdown, so no long-poll or stream holds
+    /// the process: a watch that passed the node's running check just before would otherwise
+    /// register after this and wait out its timeout).
     func wakeAll() {
         let wake: [CheckedContinuation<Bool, Never>] = state.withLock { s in
+            s.closed = true
             var out: [CheckedContinuation<Bool, Never>] = []
             for (id, var w) in s.watchers {
                 w.fired = true

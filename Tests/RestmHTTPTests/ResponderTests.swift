@@ -242,7 +242,7 @@ import Testing
         let t = try await node.begin()
         try node.write(t, "v", value: "\"" + String(repeating: "x", count: 500) + "\"")
         _ = try await node.commit(t)
-        let context = BasicRequestContext(source: ApplicationRequestContextSource(channel: EmbeddedChannel(), logger: node.logger))
+        let context = RestmRequestContext(source: ApplicationRequestContextSource(channel: EmbeddedChannel(), logger: node.logger))
         /// Sends a request; its answer holds more than `bytes` until written, none after.
         func expectHeldUntilWritten(_ method: HTTPRequest.Method, _ path: String, _ body: String, _ bytes: Int) async throws {
             let head = HTTPRequest(method: method, scheme: nil, authority: nil, path: path, headerFields: [.contentType: "application/json"])

@@ -201,4 +201,26 @@ import Testing
         #expect(t.rv < node.durableCeiling)
         #expect(try store.startIncarnation().ceiling == node.durableCeiling)
     }
+
+    /// A node restarted soon after a crash starts its clock at the durable ceiling, up to
+    /// `ceilingLeadMs` (2 s) ahead of the machine's: the `Restm-Ts` tokens it hands out then
+    /// were refused as "further ahead of this node's clock than 500 ms" when clients sent
+    /// them back, and `atomically` failed with a 400.
+    @Test func aRestartedNodeTakesBackTheTokensItHandsOut() async throws {
+        let store = MemoryStore()
+        let clock = ManualClock()
+        var c = NodeConfiguration()
+        c.clock = clock
+        let first = try await Node.open(store: store, configuration: c)
+        _ = try await first.begin()
+        let ceiling = first.durableCeiling
+        // Restart at once: the clock resumes from the ceiling, ahead of the machine's.
+        let node = try await Node.open(store: store, configuration: c)
+        let token = node.clockNow
+        #expect(token >= ceiling && token.wallMillis > clock.nowMillis() + UInt64(c.limits.clockOffsetMaxMs), "the test needs a clock ahead")
+        try node.observeClientToken(token)
+        try node.observeClientToken(Timestamp(wallMillis: token.wallMillis - 1, node: 2))
+        // Past the clock, the bound holds as before: a client cannot walk it forward.
+        #expect(throws: RestmError.self) { try node.observeClientToken(Timestamp(wallMillis: token.wallMillis + 1, node: 2)) }
+    }
 }

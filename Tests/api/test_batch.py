@@ -81,6 +81,13 @@ def test_a_malformed_batch_runs_nothing(server):
         ({'requests': [write, {'method': 'POST', 'path': '/batch', 'body': {'requests': []}}]}, 'bad_request'),
         ({'requests': [write, {'method': 'POST', 'path': '/sys/shutdown'}]}, 'bad_request'),
         ({'requests': [write, {'method': 'GET', 'path': '/events?ptrs=a'}]}, 'bad_request'),
+        # Whitespace after the route slipped past the check, and "/watch " was routed as
+        # /watch: a 60 s long-poll held its neighbours, "/batch " nested batches.
+        ({'requests': [write, {'method': 'POST', 'path': '/watch ', 'body': {'ptrs': {'a': None}, 'timeoutMs': 60000}}]}, 'bad_request'),
+        ({'requests': [write, {'method': 'POST', 'path': '/watch\t', 'body': {'ptrs': {'a': None}}}]}, 'bad_request'),
+        ({'requests': [write, {'method': 'POST', 'path': '/batch ', 'body': {'requests': []}}]}, 'bad_request'),
+        ({'requests': [write, {'method': 'GET', 'path': '/events\n?ptr=a'}]}, 'bad_request'),
+        ({'requests': [write, {'method': 'GET', 'path': '/ptr/a b'}]}, 'bad_request'),
     ]:
         s, r, _ = server.call('POST', '/batch', body)
         assert s == 400 and error_shape(r, code), f'{body} -> {s} {show(r)}'

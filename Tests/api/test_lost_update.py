@@ -1,6 +1,8 @@
 """Lost updates under contention: concurrent read-modify-write increments of one counter must
 all count, whether done in transactions (retry on 409), with PUT If-Match (retry on 412), or
 with one-shot POST /txn expectations (retry on 412)."""
+import http.client
+import json
 import random
 import threading
 import time
@@ -213,3 +215,74 @@ def test_one_shots_say_how_often_the_node_ran_them(server, seed):
         if extra > 0:
             return
     raise AssertionError(f'{THREADS} threads racing on one pointer, 10 times, and the node never retried; seed={seed}')
+
+
+def test_if_match_holds_on_every_write_that_takes_it(server):
+    """`If-Match` was honoured on a plain PUT only: a DELETE with a stale tag deleted, a PUT
+    inside a transaction ignored it, and `*`, lists and weak tags were misread. RFC 9110: a
+    false condition means the method is not performed (412); `*` matches any current
+    version; tags compare strongly, so a weak one never matches."""
+    x = unique('ifm') + 'x'
+    s, r, _ = server.put(x, 1)
+    assert s == 200
+    v1 = r['version']
+    s, r, _ = server.call('DELETE', f'/ptr/{x}', headers={'If-Match': '"00000000000000000001"'})
+    assert s == 412 and error_shape(r, 'precondition_failed') and r.get('current') == v1, f'{s} {show(r)}'
+    assert server.value(x) == 1
+    s, r, _ = server.call('DELETE', f'/ptr/{x}', headers={'If-Match': f'"{v1}"'})
+    assert s == 200, f'{s} {show(r)}'
+    assert server.value(x) is None
+    # `*`: only a pointer that exists.
+    s, r, _ = server.call('PUT', f'/ptr/{x}', raw=b'2', headers={'If-Match': '*'})
+    assert s == 412 and r.get('current') is None, f'{s} {show(r)}'
+    s, r, _ = server.put(x, 2)
+    v2 = r['version']
+    s, r, _ = server.call('PUT', f'/ptr/{x}', raw=b'3', headers={'If-Match': '*'})
+    assert s == 200, f'{s} {show(r)}'
+    v3 = r['version']
+    # A list matches when any of its tags does; a weak tag never does.
+    s, r, _ = server.call('PUT', f'/ptr/{x}', raw=b'4', headers={'If-Match': f'"{v2}", "{v3}"'})
+    assert s == 200, f'{s} {show(r)}'
+    v4 = r['version']
+    s, r, _ = server.call('PUT', f'/ptr/{x}', raw=b'5', headers={'If-Match': f'W/"{v4}"'})
+    assert s == 412, f'{s} {show(r)}'
+    s, r, _ = server.call('PUT', f'/ptr/{x}', raw=b'5', headers={'If-Match': v4})
+    assert s == 400 and error_shape(r, 'bad_request'), f'unquoted tag: {s} {show(r)}'
+    # Inside a transaction the condition is refused, not ignored; the transaction goes on.
+    t = server.begin()
+    for method, raw in (('PUT', b'6'), ('DELETE', None)):
+        s, r, _ = server.call(method, f'/ptr/{x}?txn={t}', raw=raw, headers={'If-Match': f'"{v4}"'})
+        assert s == 400 and error_shape(r, 'bad_request') and 'If-Match' in r['message'], f'{method}: {s} {show(r)}'
+    s, r = server.write(t, x, 7)
+    assert s == 204
+    s, r = server.commit(t)
+    assert s == 200, f'{s} {show(r)}'
+    assert server.value(x) == 7
+
+
+def test_a_pointer_named_twice_is_answered_once(server):
+    """`POST /txn` answered a pointer read or expected twice twice in one JSON object (and
+    counted it twice in its message); the version expected last counts, as in any JSON
+    object with a repeated key."""
+    x = unique('twice') + 'x'
+    s, w, _ = server.put(x, 'v')
+    assert s == 200
+
+    def post(raw):
+        """-> (status, body parsed keeping every pair of every object)."""
+        conn = http.client.HTTPConnection(server.host, server.port, timeout=10)
+        try:
+            conn.request('POST', '/txn', body=raw.encode(), headers={'Content-Type': 'application/json'})
+            resp = conn.getresponse()
+            return resp.status, json.loads(resp.read(), object_pairs_hook=lambda pairs: pairs)
+        finally:
+            conn.close()
+
+    s, r = post('{"reads": ["%s", "%s"]}' % (x, x))
+    values = dict(r)['values']
+    assert s == 200 and values == [(x, [('value', 'v'), ('version', w['version'])])], f'{s} {r}'
+    s, r = post('{"expect": {"%s": null, "%s": null}, "writes": {"%s": 1}}' % (x, x, x))
+    assert s == 412 and dict(r)['current'] == [(x, w['version'])], f'{s} {r}'
+    raw = '{"expect": {"%s": null, "%s": "%s"}, "writes": {"%s": 2}}' % (x, x, w['version'], x)
+    s, r, _ = server.call('POST', '/txn', raw=raw.encode())
+    assert s == 200, f'the version expected last counts: {s} {show(r)}'

@@ -63,6 +63,17 @@ def test_at_out_of_range(server):
     assert s == 410 and error_shape(r, 'pruned'), f'GET ?at= in the year 2000 -> {s} {show(r)}; expected 410 pruned'
     s, r, _ = server.call('GET', f'/ptr/{p}?at=garbage')
     assert s == 400 and error_shape(r, 'bad_timestamp'), f'GET ?at=garbage -> {s} {show(r)}'
+    # Impossible fields used to roll over into another instant (second 99 of a minute a
+    # moment ago read the value of a minute later; February 30th was March 2nd).
+    now = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=2)
+    for bad in (now.strftime('%Y-%m-%dT%H:%M:99Z'), now.strftime('%Y-%m-%dT%H:99:00Z'),
+                now.strftime('%Y-%m-%dT25:%M:00Z'), '2026-02-30T00:00:00Z', '2026-13-01T00:00:00Z',
+                '2025-02-29T00:00:00Z'):
+        for path in (f'/ptr/{p}?at={bad}', f'/ptr/{p}/history?before={bad}'):
+            s, r, _ = server.call('GET', path)
+            assert s == 400 and error_shape(r, 'bad_timestamp'), f'GET {path} -> {s} {show(r)}'
+    s, r, _ = server.call('GET', f'/ptr/{p}?at=2024-02-29T00:00:00Z')
+    assert s == 410, f'a real leap day -> {s} {show(r)}'
 
 
 def test_history_paging(server):
