@@ -229,23 +229,29 @@ public struct TransactionalMemory<B: TransactionBackend>: Sendable {
     }
 
     /// `operation`'s answer, or nil when `deadline` comes first (the operation is then
-    /// cancelled, and its answer, if it still comes, dropped).
+    /// cancelled, and its answer, if it still comes, dropped). A cancelled caller gets
+    /// `CancellationError` at once, whatever the operation does with its own cancellation.
     static func before<T: Sendable>(_ deadline: ContinuousClock.Instant, _ operation: @escaping @Sendable () async throws -> T) async throws -> T? {
-        try await withCheckedThrowingContinuation { (c: CheckedContinuation<T?, any Error>) in
-            let once = ResumeOnce(c)
-            let timer = Task {
-                try? await Task.sleep(until: deadline)
-                once.resume(with: .success(nil))
+        let race = FirstResult<T?>()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (c: CheckedContinuation<T?, any Error>) in
+                race.wait(c)
+                let timer = Task {
+                    try? await Task.sleep(until: deadline)
+                    race.finish(.success(nil))
+                }
+                let work = Task {
+                    defer { timer.cancel() }
+                    do { race.finish(.success(try await operation())) } catch { race.finish(.failure(error)) }
+                }
+                // Whichever ends first, the timer ends: then the operation is no longer wanted.
+                Task {
+                    _ = await timer.value
+                    work.cancel()
+                }
             }
-            let work = Task {
-                defer { timer.cancel() }
-                do { once.resume(with: .success(try await operation())) } catch { once.resume(with: .failure(error)) }
-            }
-            // Whichever ends first, the timer ends: then the operation is no longer wanted.
-            Task {
-                _ = await timer.value
-                work.cancel()
-            }
+        } onCancel: {
+            race.finish(.failure(CancellationError()))
         }
     }
 
@@ -263,17 +269,36 @@ public struct TransactionalMemory<B: TransactionBackend>: Sendable {
     }
 }
 
-/// A continuation resumed by whichever comes first of several racers.
-final class ResumeOnce<T: Sendable>: Sendable {
-    private let continuation: Mutex<CheckedContinuation<T, any Error>?>
-
-    init(_ c: CheckedContinuation<T, any Error>) {
-        continuation = Mutex(c)
+/// The first of several racing results, handed to one waiting continuation (which may
+/// start waiting before or after the result comes).
+final class FirstResult<T: Sendable>: Sendable {
+    private struct State {
+        var continuation: CheckedContinuation<T, any Error>?
+        var result: Result<T, any Error>?
+        var delivered = false
     }
 
-    func resume(with result: Result<T, any Error>) {
-        let c: CheckedContinuation<T, any Error>? = continuation.withLock { c in
-            defer { c = nil }
+    private let state = Mutex(State())
+
+    func wait(_ c: CheckedContinuation<T, any Error>) {
+        let ready: Result<T, any Error>? = state.withLock { s in
+            guard let r = s.result else {
+                s.continuation = c
+                return nil
+            }
+            s.delivered = true
+            return r
+        }
+        if let ready { c.resume(with: ready) }
+    }
+
+    func finish(_ result: Result<T, any Error>) {
+        let c: CheckedContinuation<T, any Error>? = state.withLock { s in
+            guard s.result == nil, !s.delivered else { return nil }
+            s.result = result
+            guard let c = s.continuation else { return nil }
+            s.continuation = nil
+            s.delivered = true
             return c
         }
         c?.resume(with: result)

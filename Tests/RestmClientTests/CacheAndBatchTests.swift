@@ -204,7 +204,12 @@ import Testing
     /// says how many times it ran each, which adds up to the conflicts it counted.
     @Test func theNodeSaysHowOftenItRanAOneShot() async throws {
         let node = try await Node.open(store: MemoryStore())
-        final class Seen: Sendable { let attempts = Mutex<[Int]>([]) }
+        final class Seen: Sendable {
+            let attempts = Mutex<[Int]>([])
+            /// One-shots that gave up (a retryable conflict past the node's retry deadline,
+            /// which a loaded machine running other suites at once can reach).
+            let gaveUp = Counter()
+        }
         func conflicts() -> Int { node.metrics.snapshot().counters.filter { $0.key.hasPrefix("conflict_") }.values.reduce(0, +) }
         // Collisions are likely but not certain in one round: race until some were retried.
         for round in 1...20 {
@@ -214,16 +219,26 @@ import Testing
                 for c in 0..<16 {
                     group.addTask {
                         for i in 0..<50 {
-                            let r = try await node.oneShot(OneShotRequest(writes: [("hot", "\(c * 1000 + i)")], txn: ClientTxnID.make()))
-                            seen.attempts.withLock { $0.append(r.attempts) }
+                            do {
+                                let r = try await node.oneShot(OneShotRequest(writes: [("hot", "\(c * 1000 + i)")], txn: ClientTxnID.make()))
+                                seen.attempts.withLock { $0.append(r.attempts) }
+                            } catch let e as RestmError where e.code == .conflict {
+                                seen.gaveUp.add()
+                            }
                         }
                     }
                 }
                 try await group.waitForAll()
             }
             let attempts = seen.attempts.withLock { $0 }
-            #expect(attempts.count == 800 && attempts.allSatisfy { $0 >= 1 })
-            #expect(attempts.reduce(0) { $0 + $1 - 1 } == conflicts() - before, "each retry is one conflict the node counted")
+            #expect(attempts.count + seen.gaveUp.count == 800 && attempts.allSatisfy { $0 >= 1 })
+            let retried = attempts.reduce(0) { $0 + $1 - 1 }
+            if seen.gaveUp.count == 0 {
+                #expect(retried == conflicts() - before, "each retry is one conflict the node counted")
+            } else {
+                // The runs of those that gave up were conflicts too, counted but not answered.
+                #expect(retried < conflicts() - before, "each retry is one conflict the node counted")
+            }
             if attempts.contains(where: { $0 > 1 }) { return }
             print("round \(round): no one-shot was retried; racing again")
         }
