@@ -114,7 +114,10 @@ let package = Package(
         .testTarget(
             name: "RestmClientTests",
             dependencies: ["RestmClient", "RestmCollections", "RestmNode", "RestmStore", "RestmHTTP", "RestmTestSupport",
-                .product(name: "Hummingbird", package: "hummingbird")],
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

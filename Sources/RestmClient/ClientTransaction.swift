@@ -143,9 +143,15 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
                 Self.split(part, into: &parts)  // a refused read writes nothing
             }
         }
+        // A node answers every pointer asked for (an absent one with a null version): one
+        // left out is a broken answer, not an absent pointer — read as absent, a body could
+        // act on a value it never saw. Treated like a lost answer: the attempt runs again.
+        if let lost = missing.first(where: { fetched[$0] == nil }) {
+            throw ClientError.transport("the node's answer to a read left out \(lost)")
+        }
         state.withLock { s in
             for p in missing {
-                if s.reads[p] == nil { s.reads[p] = fetched[p] ?? ReadValue(value: nil, version: nil) }
+                if s.reads[p] == nil { s.reads[p] = fetched[p] }
             }
         }
         for p in missing { if let v = fetched[p]?.value { out[p] = v } }
@@ -207,7 +213,7 @@ final class ClientTransaction<B: TransactionBackend>: Transaction {
                 continue
             }
             for p in part {
-                let r = values[p] ?? ReadValue(value: nil, version: nil)
+                guard let r = values[p] else { throw ClientError.transport("the node's answer to a read left out \(p)") }
                 cache.store(p, value: r.value, version: r.version, stamp: ts)
                 got.append((p, r.value, r.version))
             }

@@ -133,7 +133,14 @@ final class NIOTransport: HTTPTransport {
         conn.channel.writeAndFlush(Exchange(method: method, bytes: buffer, promise: promise), promise: written)
         let answer: HTTPAnswer
         do {
-            answer = try await promise.futureResult.get()
+            // A cancelled caller stops waiting at once (the connection is closed below:
+            // an answer may still be on its way); otherwise the wait ends with the answer,
+            // or the handler's request timeout.
+            answer = try await withTaskCancellationHandler {
+                try await promise.futureResult.get()
+            } onCancel: {
+                promise.fail(CancellationError())
+            }
         } catch {
             conn.channel.close(promise: nil)
             throw error

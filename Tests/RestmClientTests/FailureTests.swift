@@ -1,4 +1,6 @@
 @testable import RestmClient
+import NIOCore
+import NIOPosix
 import RestmCore
 import RestmNode
 import RestmStore
@@ -194,6 +196,24 @@ import Testing
             #expect(try await node.get("num")?.value == good)
         }
         #expect(JSONValue.isNumber("123") && !JSONValue.isNumber("12a"))
+    }
+
+    /// The lean NIO transport ignored a caller's cancellation once its request was sent: a
+    /// cancelled `retry()` stayed parked on its watch until the node answered (up to 30 s).
+    @Test func theLeanTransportStopsWaitingWhenCancelled() async throws {
+        // A server that accepts and never answers.
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .bind(host: "127.0.0.1", port: 0).get()
+        let port = try #require(server.localAddress?.port)
+        let lean = try #require(NIOTransport(url: "http://127.0.0.1:\(port)", connections: 1, requestTimeout: .seconds(30), responseBytesMax: 1 << 20))
+        let call = Task { try await lean.send(.POST, "/watch", body: "{}", restmAfter: nil) }
+        try await Task.sleep(for: .milliseconds(200))
+        let start = ContinuousClock.now
+        call.cancel()
+        await #expect(throws: CancellationError.self) { _ = try await call.value }
+        #expect(ContinuousClock.now - start < .seconds(2))
+        try await lean.shutdown()
+        try await server.close()
     }
 
     /// Watches have a node-wide byte budget besides their count: many watches of long ids
