@@ -596,3 +596,32 @@ def test_value_limit_of_serve(tmp_path):
         assert s == 200 and len(r['values'][p]['value']) == 16 * MIB - 2, f'batch read of a 16 MiB value -> {s} {show(r)}'
     finally:
         node.close()
+
+
+def test_expect_100_continue_is_answered(server):
+    """curl sends `Expect: 100-continue` before a body over 1 KiB and waits a second for the
+    interim answer before sending the body anyway: every large PUT from curl took a second
+    more. The node now answers `100 Continue` at once, then the request as usual."""
+    import socket
+    p = unique('expect') + 'x'
+    body = json.dumps('x' * 5000).encode()
+    sock = socket.create_connection((server.host, server.port), timeout=5)
+    try:
+        sock.sendall(f'PUT /ptr/{p} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n'
+                     f'Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n'.encode())
+        sock.settimeout(0.5)
+        interim = sock.recv(1024)
+        assert interim.startswith(b'HTTP/1.1 100 Continue\r\n'), interim
+        sock.settimeout(5)
+        sock.sendall(body)
+        answer = b''
+        while b'\r\n\r\n' not in answer or not answer.rstrip().endswith(b'}'):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+        assert answer.startswith(b'HTTP/1.1 200'), answer
+    finally:
+        sock.close()
+    assert server.value(p) == 'x' * 5000
+    assert server.healthy()
