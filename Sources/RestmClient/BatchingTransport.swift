@@ -150,20 +150,25 @@ final class BatchingTransport: HTTPTransport {
         }
     }
 
-    private func exchange(_ items: [Item]) async {
-        if items.count == 1 || state.withLock({ $0.unsupported }) {
-            await withTaskGroup(of: Void.self) { group in
-                for item in items {
-                    group.addTask {
-                        self.exchangeCount.wrappingAdd(1, ordering: .relaxed)
-                        do {
-                            item.answer.resume(returning: try await self.inner.send(item.method, item.path, body: item.body, restmAfter: item.restmAfter))
-                        } catch {
-                            item.answer.resume(throwing: error)
-                        }
+    /// Each item as a request of its own, concurrently.
+    private func sendAlone(_ items: [Item]) async {
+        await withTaskGroup(of: Void.self) { group in
+            for item in items {
+                group.addTask {
+                    self.exchangeCount.wrappingAdd(1, ordering: .relaxed)
+                    do {
+                        item.answer.resume(returning: try await self.inner.send(item.method, item.path, body: item.body, restmAfter: item.restmAfter))
+                    } catch {
+                        item.answer.resume(throwing: error)
                     }
                 }
             }
+        }
+    }
+
+    private func exchange(_ items: [Item]) async {
+        if items.count == 1 || state.withLock({ $0.unsupported }) {
+            await sendAlone(items)
             return
         }
         var body = "{\"requests\":["
@@ -200,8 +205,15 @@ final class BatchingTransport: HTTPTransport {
                 for item in items { item.answer.resume(throwing: ClientError.transport("POST /batch answered \(answer.status) without item answers")) }
                 return
             }
-            // The node refused the whole batch (malformed, too large, shutting down): nothing
-            // of it ran, and the refusal is each item's answer.
+            if answer.status == 400 || answer.status == 413 {
+                // Refused whole (one item the node cannot parse, a token it refuses, too
+                // large together): nothing ran. Sent alone, each item gets its own answer, so
+                // one bad request fails alone, as it would have without batching.
+                await sendAlone(items)
+                return
+            }
+            // The node refused the whole batch (shutting down, overloaded): nothing of it
+            // ran, and the refusal is each item's answer.
             for item in items {
                 item.answer.resume(returning: HTTPAnswer(status: answer.status, restmTs: answer.restmTs, body: answer.body, json: json))
             }

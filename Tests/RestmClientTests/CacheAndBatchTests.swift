@@ -399,6 +399,35 @@ import Testing
         }
     }
 
+    /// A batch the node refuses whole (here: one item's body is not JSON, so neither is the
+    /// batch) ran nothing: its items are sent again alone, and only the bad one fails. Before,
+    /// the refusal was every item's answer.
+    @Test func oneBadItemFailsAloneNotItsBatch() async throws {
+        let node = try await Node.open(store: MemoryStore())
+        try await withServedNode(node) { port in
+            let wire = try #require(NIOTransport(url: "http://127.0.0.1:\(port)", connections: 4, requestTimeout: .seconds(10), responseBytesMax: 1 << 20))
+            let t = BatchingTransport(inner: wire, inFlightMax: 1, itemsMax: 16)
+            for round in 0..<5 {
+                let answers = try await withThrowingTaskGroup(of: (Int, Int).self) { group in
+                    for i in 0..<12 {
+                        group.addTask {
+                            let a = try await t.send(.PUT, "/ptr/alone.\(round).\(i)", body: i == 5 ? "{oops" : "\(i)", restmAfter: nil)
+                            return (i, a.status)
+                        }
+                    }
+                    var out: [Int: Int] = [:]
+                    for try await (i, status) in group { out[i] = status }
+                    return out
+                }
+                #expect(answers[5] == 400, "round \(round)")
+                #expect((0..<12).filter { $0 != 5 }.allSatisfy { answers[$0] == 200 }, "round \(round): \(answers)")
+                for i in 0..<12 where i != 5 { #expect(try await node.get("alone.\(round).\(i)")?.value == "\(i)") }
+            }
+            #expect(t.exchangeCount.load(ordering: .relaxed) < 5 * 12 * 2, "some went in batches")
+            try await t.shutdown()
+        }
+    }
+
     /// Over real HTTP: batched and cached, the bodies of the other tests run unchanged, and
     /// the node did see batches.
     @Test(arguments: [false, true])
