@@ -365,14 +365,7 @@ enum OpenAPIDocument {
                 "$ref": "#/components/parameters/TxnQuery"
               },
               {
-                "name": "If-Match",
-                "in": "header",
-                "required": false,
-                "schema": {
-                  "type": "string"
-                },
-                "description": "`\"<version>\"` (ignored with `txn`)",
-                "example": "\"00000000000000000000\""
+                "$ref": "#/components/parameters/IfMatch"
               }
             ],
             "requestBody": {
@@ -448,10 +441,13 @@ enum OpenAPIDocument {
             ],
             "operationId": "deletePointer",
             "summary": "Delete a pointer",
-            "description": "As its own transaction (200 with the version of the delete) or buffered in `txn` (204).",
+            "description": "As its own transaction (200 with the version of the delete; with `If-Match`, only if that still holds, else 412) or buffered in `txn` (204).",
             "parameters": [
               {
                 "$ref": "#/components/parameters/TxnQuery"
+              },
+              {
+                "$ref": "#/components/parameters/IfMatch"
               }
             ],
             "responses": {
@@ -492,6 +488,9 @@ enum OpenAPIDocument {
               },
               "409": {
                 "$ref": "#/components/responses/Conflict"
+              },
+              "412": {
+                "$ref": "#/components/responses/PreconditionFailed"
               },
               "413": {
                 "$ref": "#/components/responses/TooLarge"
@@ -3930,6 +3929,16 @@ enum OpenAPIDocument {
               "$ref": "#/components/schemas/TxnId"
             },
             "example": "t1.1.1"
+          },
+          "IfMatch": {
+            "name": "If-Match",
+            "in": "header",
+            "required": false,
+            "schema": {
+              "type": "string"
+            },
+            "description": "RFC 9110: `*` (the pointer exists) or a list of `\"<version>\"` as `ETag` gives them, compared strongly (a weak `W/` tag never matches, nor does one the server never issued). Only without `txn`: with it, 400 (inside a transaction, read the pointer or use `POST /txn`'s `expect`).",
+            "example": "\"00000000000000000000\""
           },
           "TxnQuery": {
             "name": "txn",
