@@ -88,8 +88,13 @@ public final class HTTPBackend: TransactionBackend {
     }
 
     public func shutdown() async throws {
-        try await transport.shutdown()
-        if waits is AHCTransport { try await waits.shutdown() }
+        // Both pools, whatever the first says.
+        var failure: (any Error)?
+        do { try await transport.shutdown() } catch { failure = error }
+        if waits is AHCTransport {
+            do { try await waits.shutdown() } catch { failure = failure ?? error }
+        }
+        if let failure { throw failure }
     }
 
     /// One request; answers the parsed JSON body of a 2xx answer, throws `ClientError` otherwise.

@@ -77,8 +77,10 @@ public struct TransactionalMemory<B: TransactionBackend>: Sendable {
         // What the last conflicting attempt touched: the next attempt queues on it.
         var queueOn: [String] = []
         var pause: Duration?
-        // Waits of `retry()` that failed (not the transaction): they back off too.
+        // Waits of `retry()` that failed, and requests that got no answer (not conflicts):
+        // they back off on their own schedule (`failurePause`).
         var retryWaitFailures = 0
+        var transportFailures = 0
         while true {
             try Task.checkCancellation()
             if let p = pause { try await Task.sleep(for: p) }
@@ -120,8 +122,8 @@ public struct TransactionalMemory<B: TransactionBackend>: Sendable {
                         // A commit that never reached the node leaves its transaction active
                         // until the node's idle timeout (30 s): abort it first. An abort ends
                         // only an active transaction, never a commit under way, so the answer
-                        // that follows is the commit's fate.
-                        await backend.abort(handle)
+                        // that follows is the commit's fate. Bounded like the asks.
+                        _ = try? await Self.before(max(deadline, clock.now + .seconds(2))) { await backend.abort(handle) }
                         if try await resolve(until: deadline, "\(handle)", { try await backend.resolve(handle) }) { return (value, report) }
                     }
                     throw ClientError.server(status: 409, code: "conflict", message: "the commit was resolved as aborted", retryable: true)
@@ -154,7 +156,7 @@ public struct TransactionalMemory<B: TransactionBackend>: Sendable {
                     // failed, not the transaction. Run the body again after a pause; it
                     // retries again (and waits) if nothing it read has changed.
                     retryWaitFailures += 1
-                    pause = backoff(retryWaitFailures, age: clock.now - started, options)
+                    pause = Self.failurePause(retryWaitFailures)
                 }
                 continue
             } catch let e as ClientError where e.retryable || (e.isTransport && !bodyReturned) {
@@ -167,6 +169,14 @@ public struct TransactionalMemory<B: TransactionBackend>: Sendable {
                 priority = priority ?? tx.rv
                 guard conflictAttempts < options.attemptsMax, clock.now < deadline else {
                     throw ClientError.retriesExhausted(attempts: conflictAttempts, last: e.description)
+                }
+                if e.isTransport {
+                    // No answer: the node may be restarting. Wait longer each time (to a
+                    // second), not shorter with age as between conflicting transactions.
+                    transportFailures += 1
+                    queueOn = []
+                    pause = Self.failurePause(transportFailures)
+                    continue
                 }
                 let touched = tx.touched
                 queueOn = touched.count <= LocalLocks.pointersMax ? touched : []
@@ -233,26 +243,34 @@ public struct TransactionalMemory<B: TransactionBackend>: Sendable {
     /// `CancellationError` at once, whatever the operation does with its own cancellation.
     static func before<T: Sendable>(_ deadline: ContinuousClock.Instant, _ operation: @escaping @Sendable () async throws -> T) async throws -> T? {
         let race = FirstResult<T?>()
+        let timer = Task {
+            try? await Task.sleep(until: deadline)
+            race.finish(.success(nil))
+        }
+        let work = Task {
+            defer { timer.cancel() }
+            do { race.finish(.success(try await operation())) } catch { race.finish(.failure(error)) }
+        }
+        // Whichever ends first, the timer ends: then the operation is no longer wanted.
+        Task {
+            _ = await timer.value
+            work.cancel()
+        }
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (c: CheckedContinuation<T?, any Error>) in
                 race.wait(c)
-                let timer = Task {
-                    try? await Task.sleep(until: deadline)
-                    race.finish(.success(nil))
-                }
-                let work = Task {
-                    defer { timer.cancel() }
-                    do { race.finish(.success(try await operation())) } catch { race.finish(.failure(error)) }
-                }
-                // Whichever ends first, the timer ends: then the operation is no longer wanted.
-                Task {
-                    _ = await timer.value
-                    work.cancel()
-                }
             }
         } onCancel: {
             race.finish(.failure(CancellationError()))
+            timer.cancel()
         }
+    }
+
+    /// The pause after a failure that is not a conflict (no answer, a wait the node
+    /// refused): 10 ms doubling to a second, jittered.
+    static func failurePause(_ n: Int) -> Duration {
+        let ms = min(1_000.0, 10.0 * Double(1 << min(n - 1, 10)))
+        return .microseconds(Int64(ms * 1_000 * Double.random(in: 0.5...1.0)))
     }
 
     /// Jittered exponential backoff, shortened for transactions that have been trying for

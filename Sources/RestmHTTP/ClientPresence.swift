@@ -28,6 +28,10 @@ public struct RestmRequestContext: RequestContext {
         channel.eventLoop.execute {
             if let handler = try? channel.pipeline.syncOperations.handler(type: ClientGoneHandler.self) {
                 handler.follow(presence)
+            } else {
+                // No handler: none was installed, or the connection is already gone (a reset
+                // before this ran removes the handlers). Then its close is the sign.
+                channel.closeFuture.whenComplete { _ in presence.leave() }
             }
         }
         return presence

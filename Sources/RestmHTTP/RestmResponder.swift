@@ -54,8 +54,13 @@ public struct RestmResponder: HTTPResponder {
         } catch let e as RestmError {
             response = Reply.error(e)
         } catch {
-            node.logger.error("unexpected error", metadata: ["restm.route": "\(route)", "error": "\(error)"])
-            response = Reply.error(RestmError(.internal, "internal error: \(error)"))
+            if let mapped = RestmError(client: error) {
+                // A task route's embedded transaction refused (413, 503…): that refusal.
+                response = Reply.error(mapped)
+            } else {
+                node.logger.error("unexpected error", metadata: ["restm.route": "\(route)", "error": "\(error)"])
+                response = Reply.error(RestmError(.internal, "internal error: \(error)"))
+            }
         }
         response.headers[.restmTs] = node.clockNow.text
         let elapsed = ContinuousClock.now - start
@@ -691,34 +696,38 @@ public struct RestmResponder: HTTPResponder {
             try await writer.write(ByteBuffer(string: ": watching \(ptrs.count) pointer(s)\n\n"))
             while node.state == .running {
                 let watching = seen
-                let changed = try await presence.until { try await node.watch(watching, timeout: .seconds(15)) }
+                let changed: [(String, ReadResult)]
+                do {
+                    changed = try await presence.until { try await node.watch(watching, timeout: .seconds(15), countingDeletes: true) }
+                } catch let e as RestmError where e.code == .overloaded {
+                    // No room to watch again just now (the hub is full): the stream goes on,
+                    // and the changes meanwhile are read back from history at the next look.
+                    try await writer.write(ByteBuffer(string: ": the node is busy; watching again shortly\n\n"))
+                    try await Task.sleep(for: .seconds(1))
+                    continue
+                }
                 if presence.hasLeft { break }
                 if changed.isEmpty {
                     try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
                     continue
                 }
                 for (p, r) in changed {
+                    // `r.version` is the newest version, a delete's included (nil: none kept,
+                    // as when GC has removed a delete: no change to report).
+                    if let i = seen.firstIndex(where: { $0.0 == p }) { seen[i].1 = r.version }
+                    guard let upTo = r.version else { continue }
                     let from = since[p] ?? start.at
-                    let upTo = r.version ?? node.clockNow
                     let found = try await node.versions(of: p, after: from, upTo: upTo, limit: 64)
-                    var versions = found.versions
-                    if versions.isEmpty {
-                        // Nothing kept in between (a delete the history no longer holds):
-                        // report the change the watch saw.
-                        versions = [Version(ts: r.version ?? upTo, txn: "", value: r.value)]
-                    }
                     var out = found.complete ? "" : ": earlier changes of \(p) are left out\n"
-                    for v in versions {
+                    for v in found.versions {
                         var o = JSONObject()
                         o.string("ptr", p)
                         o.raw("value", v.value)
                         o.string("version", v.value == nil ? nil : v.ts.text)
                         out += "event: change\nid: \(v.ts.text)\ndata: \(o.text)\n\n"
-                        since[p] = max(since[p] ?? v.ts, v.ts)
                     }
-                    let last = versions[versions.count - 1]
-                    if let i = seen.firstIndex(where: { $0.0 == p }) { seen[i].1 = last.value == nil ? nil : last.ts }
-                    try await writer.write(ByteBuffer(string: out))
+                    since[p] = max(from, upTo)
+                    if !out.isEmpty { try await writer.write(ByteBuffer(string: out)) }
                 }
             }
             try await writer.finish(nil)

@@ -131,7 +131,18 @@ extension Node {
         // answer is a JSON object, which must not name it twice.
         var req = req
         if Self.hasDuplicates(req.reads) { req.reads = Self.distinct(req.reads.map { ($0, ()) }).map(\.0) }
-        if Self.hasDuplicates(req.expect.map(\.0)) { req.expect = Self.distinct(req.expect) }
+        if Self.hasDuplicates(req.expect.map(\.0)) {
+            // The same expectation twice is one; two different versions for one pointer can
+            // never both hold, and dropping either would commit on a check not made.
+            var first: [String: Timestamp?] = [:]
+            for (p, v) in req.expect {
+                if let seen = first[p], seen != v {
+                    throw RestmError(.badRequest, "expect names \(p) twice, with two different versions")
+                }
+                first[p] = v
+            }
+            req.expect = Self.distinct(req.expect)
+        }
         for p in req.reads { try PointerID.validate(p) }
         for (p, _) in req.expect { try PointerID.validate(p) }
         for (p, _) in req.writes { try PointerID.validate(p) }

@@ -5,7 +5,11 @@ extension Node {
     /// given (nil: absent), with the current value and version of each that differs; an
     /// empty answer at the timeout, or when the waiting task is cancelled (its client left).
     /// A pointer named twice counts once, with the version given last.
-    public func watch(_ expected: [(String, Timestamp?)], timeout: Duration) async throws -> [(String, ReadResult)] {
+    ///
+    /// `countingDeletes`: versions compare as the newest version's timestamp, a delete's
+    /// included (nil only for a pointer with no version kept), so that a pointer created and
+    /// deleted between two looks counts as changed; event streams use it.
+    public func watch(_ expected: [(String, Timestamp?)], timeout: Duration, countingDeletes: Bool = false) async throws -> [(String, ReadResult)] {
         for (p, _) in expected { try PointerID.validate(p) }
         let expected = Self.distinct(expected)
         guard !expected.isEmpty else { throw RestmError(.badRequest, "a watch names at least one pointer") }
@@ -18,7 +22,7 @@ extension Node {
         let deadline = ContinuousClock.now + timeout
         defer { if let r = registered { watches.unregister(r) } }
         while true {
-            let changed = try await changedPointers(expected)
+            let changed = try await changedPointers(expected, countingDeletes: countingDeletes)
             if !changed.isEmpty { return changed }
             let remaining = ContinuousClock.now.duration(to: deadline)
             guard remaining > .zero, let current = registered, !Task.isCancelled else { return [] }
@@ -28,7 +32,7 @@ extension Node {
             // Something was written: register again before re-reading, then compare.
             switch watches.register(ptrs) {
             case .success(let id): registered = id
-            case .failure: return try await changedPointers(expected)
+            case .failure: return try await changedPointers(expected, countingDeletes: countingDeletes)
             }
         }
     }
@@ -66,14 +70,15 @@ extension Node {
         return out
     }
 
-    /// Pointers whose current version differs from the expected one.
-    func changedPointers(_ expected: [(String, Timestamp?)]) async throws -> [(String, ReadResult)] {
+    /// Pointers whose current version differs from the expected one (`countingDeletes`: see
+    /// `watch`; the answer's version is then the newest version's, a delete's included).
+    func changedPointers(_ expected: [(String, Timestamp?)], countingDeletes: Bool = false) async throws -> [(String, ReadResult)] {
         try await ensureCeiling()
         let rv = tick()
         var out: [(String, ReadResult)] = []
         for (p, version) in expected {
             let v = try await readVersion(p, at: rv, txn: "-")
-            let current = v?.value == nil ? nil : v?.ts
+            let current = countingDeletes || v?.value != nil ? v?.ts : nil
             if current != version { out.append((p, ReadResult(value: v?.value, version: current))) }
         }
         return out
@@ -81,12 +86,6 @@ extension Node {
 
     /// The current version of each pointer (nil: absent), for event streams to start from.
     public func currentVersions(_ ptrs: [String]) async throws -> [(String, Timestamp?)] {
-        try await eventStart(ptrs).versions
-    }
-
-    /// Where an event stream starts: the time it read at, and each pointer's current
-    /// version there (nil: absent). Changes after `at` are the stream's to report.
-    public func eventStart(_ ptrs: [String]) async throws -> (at: Timestamp, versions: [(String, Timestamp?)]) {
         for p in ptrs { try PointerID.validate(p) }
         try await ensureCeiling()
         let rv = tick()
@@ -94,6 +93,21 @@ extension Node {
         for p in ptrs {
             let v = try await readVersion(p, at: rv, txn: "-")
             out.append((p, v?.value == nil ? nil : v?.ts))
+        }
+        return out
+    }
+
+    /// Where an event stream starts: the time it read at, and each pointer's newest version
+    /// there, a delete's included (nil: none kept), as `watch(countingDeletes: true)`
+    /// compares them. Changes after `at` are the stream's to report.
+    public func eventStart(_ ptrs: [String]) async throws -> (at: Timestamp, versions: [(String, Timestamp?)]) {
+        for p in ptrs { try PointerID.validate(p) }
+        try await ensureCeiling()
+        let rv = tick()
+        var out: [(String, Timestamp?)] = []
+        for p in ptrs {
+            let v = try await readVersion(p, at: rv, txn: "-")
+            out.append((p, v?.ts))
         }
         return (rv, out)
     }
@@ -108,10 +122,12 @@ extension Node {
         var cursor: Timestamp? = Timestamp(raw: upTo.raw &+ 1, node: 0)
         var newestFirst: [Version] = []
         var bytes = 0
-        while let before = cursor, newestFirst.count < limit {
-            let page = try await historyPage(ptr, before: before, limit: min(32, limit - newestFirst.count))
+        // One more than `limit`, to tell "exactly `limit`" from "more".
+        while let before = cursor, newestFirst.count <= limit {
+            let page = try await historyPage(ptr, before: before, limit: min(32, limit + 1 - newestFirst.count))
             for v in page.versions {
                 guard v.ts > after else { return (newestFirst.reversed(), true) }
+                if newestFirst.count == limit { return (newestFirst.reversed(), false) }
                 let size = (v.value?.utf8.count ?? 4) + 64
                 if !newestFirst.isEmpty, bytes + size > limits.answerBytesMax { return (newestFirst.reversed(), false) }
                 bytes += size
@@ -119,11 +135,10 @@ extension Node {
             }
             cursor = page.next
         }
-        // Either no older version is kept (every one kept is newer than `after`: the pointer
-        // was created since, or GC took what came between — it keeps the version current at
-        // its cut, so only a stream silent past the retention window could miss one), or the
-        // limit was reached with more to come.
-        return (newestFirst.reversed(), cursor == nil)
+        // No older version is kept: every one kept is newer than `after` (the pointer was
+        // created since, or GC took what came between — it keeps the version current at its
+        // cut, so only a stream silent past the retention window could miss one).
+        return (newestFirst.reversed(), true)
     }
 
     public var watcherCount: Int { watches.count }

@@ -177,6 +177,12 @@ public final class TaskService: Sendable {
                         return .tidied
                     }
                     guard self.kinds.kind(rec.kind) != nil else { continue }
+                    if self.oversize(rec) {
+                        shard.claims.remove(at: ci)
+                        try await tx.write(p, shard.value)
+                        try await self.failOversize(tx, id, &rec)
+                        return .tidied
+                    }
                     rec.attempts += 1
                     if rec.attempts > self.configuration.attemptsMax {
                         shard.claims.remove(at: ci)
@@ -207,6 +213,13 @@ public final class TaskService: Sendable {
                         return .tidied
                     }
                     shard.ready.remove(at: j)
+                    if self.oversize(rec) {
+                        // It could not be written as running: fail it (without its input, so
+                        // that the record fits) instead of failing the whole shard's claims.
+                        try await tx.write(p, shard.value)
+                        try await self.failOversize(tx, id, &rec)
+                        return .tidied
+                    }
                     rec.attempts += 1
                     return .claimed(try await self.take(tx, id, &rec, from: &shard, shard: i, now: now))
                 }
@@ -386,8 +399,23 @@ public final class TaskService: Sendable {
         try await tx.write(Self.pointer(parentID), parent.value)
     }
 
+    /// Fails a task whose record has grown past what can be claimed, dropping its input and
+    /// state so that the failed record fits.
+    func failOversize(_ tx: any Transaction, _ id: String, _ rec: inout TaskRecord) async throws {
+        let bytes = rec.value.compactText.utf8.count
+        rec.input = .null
+        rec.state = .null
+        rec.attempts = configuration.attemptsMax
+        try await fail(tx, id, &rec, "not run: its record (\(bytes) bytes) is too large to be claimed; the input was dropped")
+    }
+
+    /// Errors kept in records are cut to this many characters (a record must stay within
+    /// the value limit, whatever a step threw).
+    static let errorCharactersMax = 2_000
+
     /// Records a failed run: queued again while runs remain, else failed with its ancestors.
     func fail(_ tx: any Transaction, _ id: String, _ rec: inout TaskRecord, _ message: String) async throws {
+        let message = message.count > Self.errorCharactersMax ? String(message.prefix(Self.errorCharactersMax)) + "…" : message
         rec.error = message
         rec.updated = now
         if rec.attempts < configuration.attemptsMax {
@@ -440,14 +468,30 @@ public final class TaskService: Sendable {
         throw RestmError(.overloaded, "the task queue is full (\(shards * configuration.readyPerShardMax) ready tasks)")
     }
 
+    /// Room a task record keeps under the value limit for what running adds to it (the
+    /// worker, the status, an error, a small state).
+    static let recordHeadroom = 8 * 1024
+
+    /// Whether `rec` is too large to be claimed and recorded (its value plus the headroom
+    /// would pass the node's value limit).
+    func oversize(_ rec: TaskRecord) -> Bool {
+        rec.value.compactText.utf8.count + Self.recordHeadroom > node.limits.valueBytesMax
+    }
+
     /// Creates a task of a registered kind; answers its id.
     public func submit(_ spec: TaskSpec) async throws -> String {
         guard kinds.kind(spec.kind) != nil else {
             throw RestmError(.unknownKind, "no task kind \(JSONWriter.quoted(spec.kind)) is registered; known: \(kinds.names.joined(separator: ", "))")
         }
         let id = PointerID.random(prefix: "k")
+        let rec = TaskRecord(kind: spec.kind, input: spec.input, parent: nil, now: now)
+        // A record that fits only as submitted could never be claimed (claiming adds to it):
+        // it would sit at the front of its queue shard for ever.
+        guard !oversize(rec) else {
+            throw RestmError(.tooLarge, "a task's record (its input) may be at most \(node.limits.valueBytesMax - Self.recordHeadroom) bytes of JSON")
+        }
         try await memory.atomically { tx in
-            try await self.create(tx, id, TaskRecord(kind: spec.kind, input: spec.input, parent: nil, now: self.now), bounded: true)
+            try await self.create(tx, id, rec, bounded: true)
         }
         node.metrics.count("task_submitted")
         return id
@@ -564,5 +608,22 @@ extension TaskService {
             out.append(summary(id, r, depth: 0))
         }
         return Array(out.sorted { $0.created > $1.created }.prefix(limit))
+    }
+}
+
+extension RestmError {
+    /// The node's error for what the client library threw in a task route (the task service
+    /// runs its transactions through an embedded `TransactionalMemory`, whose errors are
+    /// `ClientError`): the same code and status, so that a refusal (413, 503…) is not
+    /// answered as a 500. Nil for anything else.
+    public init?(client error: any Error) {
+        guard let e = error as? ClientError else { return nil }
+        switch e {
+        case .server(_, let code, let message, _): self.init(Code(rawValue: code) ?? .internal, message)
+        case .retriesExhausted(_, let last): self.init(.conflict, "gave up after repeated conflicts; last: \(last)")
+        case .outcomeUnknown(let t): self.init(.outcomeUnknown, "the outcome of \(t) is unknown: ask again later")
+        case .retryTimedOut: self.init(.conflict, "waited past the deadline")
+        case .transport(let m): self.init(.internal, m)
+        }
     }
 }

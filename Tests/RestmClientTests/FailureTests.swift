@@ -1,3 +1,4 @@
+import Dispatch
 @testable import RestmClient
 import NIOCore
 import NIOPosix
@@ -97,10 +98,12 @@ import Testing
         }
 
         func resolve(_ handle: Txn) async throws -> Timestamp? {
-            // A stalled node: no answer before the request timeout (cancellation ignored,
-            // as a transport may).
-            let end = ContinuousClock.now + .seconds(30)
-            while ContinuousClock.now < end { try? await Task.sleep(for: .milliseconds(50)) }
+            // A stalled node: no answer before the request timeout, and cancellation ignored,
+            // as a transport may. (Not a loop of `try? Task.sleep`: cancelled, that spins and
+            // holds a thread of the shared pool, stalling every other test.)
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                DispatchQueue.global().asyncAfter(deadline: .now() + 30) { c.resume() }
+            }
             return try await inner.resolve(handle)
         }
     }

@@ -187,6 +187,16 @@ def test_refusals(server, seed):
         s, r, _ = server.call('GET', path)
         assert s == 400 and error_shape(r), f'{ctx}: GET {path} -> {s} {show(r)} (expected 400)'
 
+    # A record that fits only as submitted could never be claimed (claiming adds to it): it
+    # sat at the front of its queue shard for ever, and the workers looped on 413s. Now the
+    # submit is refused, with the node's 413, not a 500 from the task service.
+    s, r, _ = server.call('POST', '/task', {'kind': 'demo.sum', 'input': {'from': 0, 'to': 2, 'pad': 'x' * 1_048_396}})
+    assert s == 413 and error_shape(r, 'too_large'), f'an input at the value limit -> {s} {show(r)}'
+    s, r, _ = server.call('POST', '/task', {'kind': 'demo.sum', 'input': {'from': 0, 'to': 2, 'pad': 'x' * 1_048_500}})
+    assert s == 413 and error_shape(r, 'too_large'), f'an input past the value limit -> {s} {show(r)}'
+    s, r, _ = server.call('POST', '/demo/sort', body=['x' * 1_048_575])
+    assert s == 413 and error_shape(r, 'too_large'), f'a string past the value limit -> {s} {show(r)}'
+
     s, r, _ = server.call('GET', '/sys/health')
     assert s == 200 and isinstance(r, dict) and r.get('status') == 'ok', f'health afterwards -> {s} {show(r)}'
     # and the node still runs tasks

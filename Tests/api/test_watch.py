@@ -5,6 +5,7 @@ import http.client
 import json
 import random
 import socket
+import struct
 import threading
 import time
 
@@ -142,6 +143,33 @@ def test_every_committed_change_is_one_event_in_commit_order(server, seed):
         stream.close()
 
 
+def test_a_create_and_delete_between_two_looks_are_two_events(server):
+    """A stream compared current versions: a pointer created and deleted between two looks
+    was absent both times, and neither change was reported (until the pointer changed
+    again, if ever). Deletes now count as versions."""
+    ptrs = [unique('w.flash') for _ in range(20)]
+    stream = EventStream(server, ptrs)
+    try:
+        wait_for(lambda: watchers(server) >= 1, what='the stream to watch')
+        # The write and the delete of each pointer race in one batch: they commit close
+        # together, in either order.
+        for p in ptrs:
+            s, r, _ = server.call('POST', '/batch', {'requests': [
+                {'method': 'PUT', 'path': f'/ptr/{p}', 'body': 'here'},
+                {'method': 'DELETE', 'path': f'/ptr/{p}'}]})
+            assert s == 200 and all(x['status'] == 200 for x in r['responses']), r
+        wait_for(lambda: len(stream.snapshot()) >= 40, timeout=10, what='40 events')
+        time.sleep(0.3)
+        events = stream.snapshot()
+        assert len(events) == 40, f'{len(events)} events for 40 commits'
+        for p in ptrs:
+            mine = [d['value'] for _, d in events if d['ptr'] == p]
+            s, h, _ = server.call('GET', f'/ptr/{p}/history')
+            assert mine == [v['value'] for v in reversed(h['versions'])] and sorted(mine, key=str) == [None, 'here'], (p, mine)
+    finally:
+        stream.close()
+
+
 def test_watch_answers_are_bounded_like_reads(server):
     """A watch answered every changed value whatever their size (30 values of 1 MB: a 30 MB
     answer, where a read of the same pointers is refused). Now it is bounded like a read, and
@@ -212,6 +240,13 @@ def test_a_long_poll_whose_client_left_lets_go_of_its_watcher(server):
             wait_for(lambda: watchers(server) == base, timeout=3, what=f'the watcher to go ({how})')
         finally:
             sock.close()
+    # Reset at once, before the node has even looked for the connection's handler (which a
+    # reset removes): the close is then the sign. 30 of them, none may stay.
+    for _ in range(30):
+        sock = raw_long_poll(server, {'ptrs': {unique('w.reset'): None}, 'timeoutMs': 60000})
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+        sock.close()
+    wait_for(lambda: watchers(server) == base, timeout=5, what='the reset long-polls\' watchers to go')
     # A stream too.
     stream = EventStream(server, [unique('w.gone.ev')])
     wait_for(lambda: watchers(server) == base + 1, what='the stream to watch')
