@@ -269,7 +269,10 @@ public enum SortDemo {
                     ("sorted", .bool(true)), ("complete", .bool(true)), ("checksum", .string(hex(total))),
                     ("ms", .number(String(max(0, ms)))),
                 ]),
-                deleting: src.pointers)
+                // The input run goes with the sort — only a run this service wrote (a
+                // `run.` list): `demo.sort` given another list through `POST /task` must not
+                // delete a list of the user's.
+                deleting: src.list.hasPrefix("run.") ? src.pointers : [])
         })
 
     static let sortRange = TaskKind(
@@ -284,7 +287,9 @@ public enum SortDemo {
             if to - from <= leaf {
                 var strings = try await src.read(ctx.memory, from: from, to: to)
                 strings.sort(by: codePointLess)
-                var w = RunWriter(memory: ctx.memory)
+                // The source's chunk size: it was chosen so that any `chunk` of its strings
+                // fit in a value, and sorting only regroups them.
+                var w = RunWriter(memory: ctx.memory, chunk: src.chunk)
                 for s in strings { try await w.append(s) }
                 return .done(try await w.finish().value)
             }
@@ -308,7 +313,7 @@ public enum SortDemo {
             var readers = runs.map { RunReader($0, ctx.memory) }
             var heads: [String?] = []
             for i in readers.indices { heads.append(try await readers[i].next()) }
-            var w = RunWriter(memory: ctx.memory)
+            var w = RunWriter(memory: ctx.memory, chunk: runs.map(\.chunk).min() ?? SortDemo.chunk)
             while true {
                 var best = -1
                 for i in heads.indices {
@@ -357,7 +362,16 @@ public enum SortDemo {
 
     /// Stores `strings` as a run and starts `demo.sort` over them; answers the task id.
     public static func submit(_ strings: [String], on service: TaskService) async throws -> String {
-        var w = RunWriter(memory: service.memory)
+        // Chunks of at most `chunk` strings, so few that the longest strings together still
+        // fit in one value (each encoded as JSON, plus a comma): a fixed 4,096 made the
+        // sorted output fail once sorting gathered the long strings into the same chunks.
+        let longest = strings.reduce(0) { max($0, JSONWriter.quoted($1).utf8.count) }
+        let room = service.node.limits.valueBytesMax - 64
+        guard longest + 1 <= room else {
+            throw RestmError(.tooLarge, "a string to sort may be at most about \(room) bytes as JSON")
+        }
+        let chunk = max(1, min(SortDemo.chunk, room / (longest + 1)))
+        var w = RunWriter(memory: service.memory, chunk: chunk)
         for s in strings { try await w.append(s) }
         let run = try await w.finish()
         return try await service.submit(

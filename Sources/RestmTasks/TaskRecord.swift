@@ -16,6 +16,9 @@ struct TaskRecord: Sendable {
     var status: Status = .queued
     var phase: Phase = .run
     var parent: String?
+    /// The root of its tree (nil for a root, and in records written before roots were kept):
+    /// a task whose root has failed is not run.
+    var root: String?
     var children: [String] = []
     var pending = 0
     var result: JSONValue?
@@ -48,6 +51,7 @@ struct TaskRecord: Sendable {
         if !state.isNull { m.append(("state", state)) }
         if let error { m.append(("error", .string(error))) }
         if let worker { m.append(("worker", .string(worker))) }
+        if let root { m.append(("root", .string(root))) }
         return .object(m)
     }
 
@@ -60,6 +64,7 @@ struct TaskRecord: Sendable {
         self.status = status
         self.phase = Phase(rawValue: v["phase"]?.stringValue ?? "run") ?? .run
         self.parent = v["parent"]?.stringValue
+        self.root = v["root"]?.stringValue
         if case .array(let a) = v["children"] { self.children = a.compactMap(\.stringValue) }
         self.pending = v["pending"]?.intValue ?? 0
         self.result = v["result"]

@@ -200,9 +200,15 @@ public final class TaskService: Sendable {
                         return .tidied
                     }
                     guard self.kinds.kind(rec.kind) != nil else { continue }
-                    if let pid = rec.parent, let pv = try await tx.read(Self.pointer(pid)),
-                        let parent = try? TaskRecord(pv, id: pid), parent.status == .failed
-                    {
+                    // Failing a task fails its ancestors up to the root, not the rest of the
+                    // tree: a task whose parent or root has failed is moot.
+                    var moot = false
+                    for aid in [rec.parent, rec.root].compactMap({ $0 }) where !moot {
+                        if let av = try await tx.read(Self.pointer(aid)), let a = try? TaskRecord(av, id: aid), a.status == .failed {
+                            moot = true
+                        }
+                    }
+                    if moot {
                         // An ancestor failed: this subtree's work is moot; fail it unrun.
                         shard.ready.remove(at: j)
                         try await tx.write(p, shard.value)
@@ -371,7 +377,9 @@ public final class TaskService: Sendable {
             var ids: [String] = []
             for s in specs {
                 let id = PointerID.random(prefix: "k")
-                try await self.create(tx, id, TaskRecord(kind: s.kind, input: s.input, parent: c.id, now: self.now), bounded: false)
+                var child = TaskRecord(kind: s.kind, input: s.input, parent: c.id, now: self.now)
+                child.root = rec.root ?? c.id
+                try await self.create(tx, id, child, bounded: false)
                 ids.append(id)
             }
             rec.status = .waiting

@@ -168,4 +168,73 @@ import Testing
         #expect(got.map { Array($0.utf8) } == expected.map { Array($0.utf8) }, "seed \(rng.seed)")
         await service.stop()
     }
+
+    /// Runs held a fixed 4,096 strings per chunk: sorting gathers the long strings together,
+    /// so an output chunk could pass the value limit although every input chunk fit, and the
+    /// sort failed with a 413 after its input was accepted.
+    @Test func longStringsSortWithoutPassingTheValueLimit() async throws {
+        let node = try await Self.node()
+        let service = TaskService(node: node, kinds: TaskKinds(SortDemo.kinds), configuration: Self.config())
+        service.start()
+        let long = String(repeating: "z", count: 300)
+        let strings = (0..<8_192).map { i in i % 2 == 0 ? "a\(i)" : "\(long)\(i)" }
+        let id = try await SortDemo.submit(strings, on: service)
+        let r = try await Self.await(service, id, seconds: 60)
+        guard case .done = r else { Issue.record("the sort did not finish: \(r)"); return }
+        guard let (total, first) = try await SortDemo.page(id, offset: 0, limit: 1, on: service) else { Issue.record("no result"); return }
+        #expect(total == strings.count && first == ["a0"])
+        // A string that could never fit in a value is refused before anything runs.
+        await #expect(throws: RestmError.self) { _ = try await SortDemo.submit([String(repeating: "x", count: 1 << 20)], on: service) }
+        await service.stop()
+    }
+
+    /// Failing a task failed its ancestors but not the rest of its tree: the cousins of the
+    /// failed leaf ran to the end (a failed 131k-task tree ran ~49,000 more steps). Every task
+    /// now knows its root and is not run once the root has failed.
+    @Test func aFailedTreeStopsRunningItsOtherTasks() async throws {
+        let node = try await Self.node()
+        var config = Self.config(workers: 2)
+        config.attemptsMax = 1
+        let ran = Counter()
+        let kinds = TaskKinds(SortDemo.kinds)
+        // root → (a branch whose leaf fails, a branch of 200 slow leaves): the slow leaves
+        // are cousins of the failing one, their parent never fails.
+        @Sendable func spec(_ role: String) -> TaskSpec { TaskSpec(kind: "tree", input: .object([("role", .string(role))])) }
+        kinds.register(TaskKind("tree", run: { ctx in
+            switch ctx.input["role"]?.stringValue {
+            case "root": return .spawn([spec("fail-branch"), spec("slow-branch")])
+            case "fail-branch": return .spawn([spec("fail")])
+            case "slow-branch": return .spawn((0..<200).map { _ in spec("slow") })
+            case "fail": throw TaskFailure("this leaf fails")
+            default:
+                ran.add()
+                try await Task.sleep(for: .milliseconds(20))
+                return .done(.null)
+            }
+        }, reduce: { _, _ in .done(.null) }))
+        let service = TaskService(node: node, kinds: kinds, configuration: config)
+        service.start()
+        let id = try await service.submit(spec("root"))
+        guard case .failed = try await Self.await(service, id, seconds: 60) else { Issue.record("the tree did not fail"); return }
+        // Let the workers drain what is left: moot tasks are failed unrun.
+        try await Task.sleep(for: .seconds(3))
+        await service.stop()
+        #expect(ran.count < 150, "\(ran.count) of 200 cousins ran after their tree failed")
+    }
+
+    /// `demo.sort` deletes its input run when done; given another list through `POST /task`,
+    /// it deleted a list of the user's. Only runs the service wrote (`run.` lists) go.
+    @Test func aSortOfAUsersListLeavesTheListAlone() async throws {
+        let node = try await Self.node()
+        let service = TaskService(node: node, kinds: TaskKinds(SortDemo.kinds), configuration: Self.config())
+        service.start()
+        let list = try TList("mine")
+        try await service.memory.atomically { tx in try await list.append(tx, contentsOf: [.array([.string("b"), .string("a")])]) }
+        let src = StringRun(list: "mine", count: 2, chunk: 2)
+        let id = try await service.submit(TaskSpec(kind: "demo.sort", input: .object([("src", src.value)])))
+        guard case .done = try await Self.await(service, id) else { Issue.record("the sort did not finish"); return }
+        let kept = try await service.memory.atomically { tx in try await list.count(tx) }
+        #expect(kept == 1, "the user's list lost its chunk")
+        await service.stop()
+    }
 }
