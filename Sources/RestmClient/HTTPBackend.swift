@@ -136,8 +136,10 @@ public final class HTTPBackend: TransactionBackend {
         guard case .object(let members)? = json?["values"] else { return [:] }
         var out: [String: ReadValue] = [:]
         for (p, v) in members {
-            let value = v["value"].flatMap { $0.isNull ? nil : $0 }
-            out[p] = ReadValue(value: value, version: v["version"]?.stringValue.flatMap { Timestamp(text: $0) })
+            // Absent is "no version"; a JSON null with a version is a value like any other
+            // (read as absent, a queue holding a null element jammed: its pop saw it empty).
+            let version = v["version"]?.stringValue.flatMap { Timestamp(text: $0) }
+            out[p] = ReadValue(value: version == nil ? nil : (v["value"] ?? .null), version: version)
         }
         return out
     }

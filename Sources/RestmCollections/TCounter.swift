@@ -35,7 +35,9 @@ public struct TCounter: Sendable, Hashable {
             guard let n = v.intValue else { throw CollectionError.corrupt(ptr: p, why: "not an integer") }
             return n
         } ?? 0
-        try await tx.write(p, .int(n + delta))
+        let (sum, overflow) = n.addingReportingOverflow(delta)
+        guard !overflow else { throw CollectionError.limit("the counter's stripe \(p) would pass the range of Int") }
+        try await tx.write(p, .int(sum))
     }
 
     /// The sum of all stripes.
@@ -44,7 +46,9 @@ public struct TCounter: Sendable, Hashable {
         var sum = 0
         for (p, v) in values {
             guard let n = v.intValue else { throw CollectionError.corrupt(ptr: p, why: "not an integer") }
-            sum += n
+            let (next, overflow) = sum.addingReportingOverflow(n)
+            guard !overflow else { throw CollectionError.limit("the counter's sum passes the range of Int") }
+            sum = next
         }
         return sum
     }

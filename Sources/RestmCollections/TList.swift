@@ -75,7 +75,10 @@ public struct TList: Sendable, Hashable {
     /// The element at `offset` from the head; nil past the end.
     public func get(_ tx: any Transaction, _ offset: Int) async throws -> JSONValue? {
         guard offset >= 0 else { return nil }
-        return try await tx.read(element(try await head(tx) + offset))
+        // Past `Int.max` is past the end (an overflow would trap, stopping the process).
+        let (i, overflow) = try await head(tx).addingReportingOverflow(offset)
+        guard !overflow else { return nil }
+        return try await tx.read(element(i))
     }
 
     /// Up to `limit` elements from `offset`, read in one batch.
@@ -84,8 +87,11 @@ public struct TList: Sendable, Hashable {
         let v = try await tx.read([headPointer, tailPointer])
         let h = try index(v[headPointer], headPointer)
         let t = try index(v[tailPointer], tailPointer)
+        // `offset` and `limit` are the caller's: clamp them to the list before adding, so
+        // that no sum can overflow (a trap would stop the process).
+        guard offset < t - h else { return [] }
         let from = h + offset
-        let to = min(t, from + limit)
+        let to = from + min(limit, t - from)
         guard from < to else { return [] }
         let ptrs = (from..<to).map(element)
         let values = try await tx.read(ptrs)

@@ -8,7 +8,9 @@ import RestmCore
 /// whose ids extend its own by one hex digit of the key's stable hash: `<name>~m` is the root,
 /// `<name>~m3` its fourth child, `<name>~m3a` a grandchild. An absent node is an empty leaf, so
 /// the map needs no creation and ids are computed, not stored. A leaf that overflows becomes a branch; branches
-/// never shrink back (removals leave empty leaves, which cost nothing but their pointer).
+/// never shrink back (a leaf a removal empties is deleted, but branches stay: a map that once
+/// held some 300,000 keys keeps thousands of branch pointers, which `entries` walks even when
+/// the map is empty again).
 ///
 /// Conflict footprint: `get`/`contains` read the path from the root to one leaf (about
 /// log16(n / 64) + 1 pointers); `put`/`remove` also write that leaf, and one stripe of the size

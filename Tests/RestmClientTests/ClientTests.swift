@@ -247,6 +247,33 @@ import Testing
         try await fallback.shutdown()
     }
 
+    /// A JSON null is a value: over HTTP it was read as absent (the answer's `"value": null`
+    /// was taken for "no pointer" whatever its version), so a queue holding a null element
+    /// jammed — its pop saw the list empty and waited for ever — and reads disagreed with
+    /// embedded ones.
+    @Test(arguments: [false, true])
+    func aNullValueIsAValueOverHTTP(_ cached: Bool) async throws {
+        let node = try await Node.open(store: MemoryStore())
+        try await withServedNode(node) { port in
+            let backend = HTTPBackend(url: "http://127.0.0.1:\(port)", connections: 4, transport: .nio)
+            let memory = TransactionalMemory(backend: backend, cache: cached ? ReadCache() : nil)
+            try await memory.atomically { tx in try await tx.write("nul", .null) }
+            let (present, absent) = try await memory.atomically { tx in (try await tx.read("nul"), try await tx.read("never")) }
+            #expect(present == .null && absent == nil)
+            let queue = try TQueue("nulls")
+            try await memory.atomically { tx in
+                try await queue.push(tx, .null)
+                try await queue.push(tx, .string("a"))
+            }
+            var options = AtomicOptions()
+            options.deadline = .seconds(5)
+            let first = try await memory.atomically(options) { tx in try await queue.pop(tx) }
+            let second = try await memory.atomically(options) { tx in try await queue.pop(tx) }
+            #expect(first == .null && second == .string("a"))
+            try await backend.shutdown()
+        }
+    }
+
     /// Both transports (AsyncHTTPClient and the lean NIO one) run the same bodies.
     @Test(arguments: HTTPBackend.Transport.allCases)
     func theSameBodiesRunOverHTTP(_ transport: HTTPBackend.Transport) async throws {

@@ -683,6 +683,23 @@ import Testing
         #expect(count == keys.count)
     }
 
+    /// A caller's offsets and limits are clamped to the list before any addition, and a
+    /// counter refuses to pass `Int`'s range: an overflow trapped and stopped the process.
+    @Test func hugeOffsetsLimitsAndSumsDoNotTrap() async throws {
+        let memory = try await Self.embedded()
+        let list = try TList("t10-list")
+        try await memory.atomically { tx in try await list.append(tx, contentsOf: [.string("a"), .string("b"), .string("c")]) }
+        _ = try await memory.atomically { tx in try await list.pop(tx) }
+        let (all, far, tail) = try await memory.atomically { tx in
+            (try await list.elements(tx, offset: 0, limit: .max), try await list.get(tx, .max), try await list.elements(tx, offset: .max, limit: .max))
+        }
+        #expect(all == [.string("b"), .string("c")] && far == nil && tail.isEmpty)
+        let counter = try TCounter("t10-counter", stripes: 1)
+        try await memory.atomically { tx in try await counter.add(tx, .max) }
+        await #expect(throws: CollectionError.self) { try await memory.atomically { tx in try await counter.add(tx, 1) } }
+        #expect(try await memory.atomically { tx in try await counter.value(tx) } == .max)
+    }
+
     /// Keys are sequences of code points: "é" (U+00E9) and "e" + U+0301 are two keys, as they
     /// are two distinct JSON strings and sort apart. Swift's `==` on `String` calls them equal
     /// (canonical equivalence), so comparing keys with it conflates them.
