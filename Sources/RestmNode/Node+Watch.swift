@@ -84,19 +84,6 @@ extension Node {
         return out
     }
 
-    /// The current version of each pointer (nil: absent), for event streams to start from.
-    public func currentVersions(_ ptrs: [String]) async throws -> [(String, Timestamp?)] {
-        for p in ptrs { try PointerID.validate(p) }
-        try await ensureCeiling()
-        let rv = tick()
-        var out: [(String, Timestamp?)] = []
-        for p in ptrs {
-            let v = try await readVersion(p, at: rv, txn: "-")
-            out.append((p, v?.value == nil ? nil : v?.ts))
-        }
-        return out
-    }
-
     /// Where an event stream starts: the time it read at, and each pointer's newest version
     /// there, a delete's included (nil: none kept), as `watch(countingDeletes: true)`
     /// compares them. Changes after `at` are the stream's to report.

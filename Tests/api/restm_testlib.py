@@ -221,6 +221,19 @@ SERVERS = []          # every Server created in this process, for logs on failur
 _TEST_START = [0.0]   # monotonic start of the running test (set by conftest)
 
 
+def read_json_answer(sock):
+    """Reads one HTTP answer whose JSON body ends the stream's bytes so far, from a raw socket
+    -> (head bytes, body bytes)."""
+    answer = b''
+    while b'\r\n\r\n' not in answer or not answer.rstrip().endswith(b'}'):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        answer += chunk
+    head, _, body = answer.partition(b'\r\n\r\n')
+    return head, body
+
+
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(('127.0.0.1', 0))

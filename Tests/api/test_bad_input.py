@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import pytest
 
-from restm_testlib import error_shape, show, unique
+from restm_testlib import error_shape, read_json_answer, show, unique
 
 MIB = 1 << 20
 
@@ -614,13 +614,8 @@ def test_expect_100_continue_is_answered(server):
         assert interim.startswith(b'HTTP/1.1 100 Continue\r\n'), interim
         sock.settimeout(5)
         sock.sendall(body)
-        answer = b''
-        while b'\r\n\r\n' not in answer or not answer.rstrip().endswith(b'}'):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            answer += chunk
-        assert answer.startswith(b'HTTP/1.1 200'), answer
+        head, answer = read_json_answer(sock)
+        assert head.startswith(b'HTTP/1.1 200'), (head, answer)
     finally:
         sock.close()
     assert server.value(p) == 'x' * 5000

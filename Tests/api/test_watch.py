@@ -10,6 +10,7 @@ import threading
 import time
 
 from conftest import error_shape, unique
+from restm_testlib import read_json_answer
 
 
 def watchers(server):
@@ -260,14 +261,8 @@ def test_a_long_poll_whose_client_left_lets_go_of_its_watcher(server):
         s, w, _ = server.put(p, 'here')
         assert s == 200
         sock.settimeout(5)
-        answer = b''
-        while b'\r\n\r\n' not in answer or not answer.rstrip().endswith(b'}'):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            answer += chunk
-        head, _, body = answer.partition(b'\r\n\r\n')
-        assert head.startswith(b'HTTP/1.1 200'), answer
+        head, body = read_json_answer(sock)
+        assert head.startswith(b'HTTP/1.1 200'), (head, body)
         assert json.loads(body) == {'changed': {p: {'value': 'here', 'version': w['version']}}}
     finally:
         sock.close()
