@@ -195,31 +195,49 @@ import Testing
         let node = try await Self.node()
         var config = Self.config(workers: 2)
         config.attemptsMax = 1
+        let failed = Counter()
         let ran = Counter()
+        let rootID = Mutex<String?>(nil)
         let kinds = TaskKinds(SortDemo.kinds)
-        // root → (a branch whose leaf fails, a branch of 200 slow leaves): the slow leaves
-        // are cousins of the failing one, their parent never fails.
+        // root → (a branch whose leaf fails, a branch that spawns 200 leaves once that leaf
+        // has failed): the leaves are cousins of the failing one, and their parent never
+        // fails, so only the root says they are moot. Ordered by the failure itself, not by
+        // timing, so that a loaded machine cannot make the test pass or fail by luck.
         @Sendable func spec(_ role: String) -> TaskSpec { TaskSpec(kind: "tree", input: .object([("role", .string(role))])) }
         kinds.register(TaskKind("tree", run: { ctx in
             switch ctx.input["role"]?.stringValue {
-            case "root": return .spawn([spec("fail-branch"), spec("slow-branch")])
+            case "root": return .spawn([spec("fail-branch"), spec("late-branch")])
             case "fail-branch": return .spawn([spec("fail")])
-            case "slow-branch": return .spawn((0..<200).map { _ in spec("slow") })
-            case "fail": throw TaskFailure("this leaf fails")
+            case "late-branch":
+                // Until the failure has been recorded up to the root.
+                for _ in 0..<3_000 {
+                    if let root = rootID.withLock({ $0 }), let v = try await node.get(TaskService.pointer(root))?.value,
+                        (try? JSONValue.parse(Array(v.utf8)))?["status"]?.stringValue == "failed"
+                    {
+                        break
+                    }
+                    try await Task.sleep(for: .milliseconds(10))
+                }
+                return .spawn((0..<200).map { _ in spec("leaf") })
+            case "fail":
+                failed.add()
+                throw TaskFailure("this leaf fails")
             default:
                 ran.add()
-                try await Task.sleep(for: .milliseconds(20))
                 return .done(.null)
             }
         }, reduce: { _, _ in .done(.null) }))
         let service = TaskService(node: node, kinds: kinds, configuration: config)
         service.start()
         let id = try await service.submit(spec("root"))
+        rootID.withLock { $0 = id }
         guard case .failed = try await Self.await(service, id, seconds: 60) else { Issue.record("the tree did not fail"); return }
-        // Let the workers drain what is left: moot tasks are failed unrun.
+        // Wait for the late branch to spawn, and the workers to drain what it spawned (moot
+        // tasks are failed unrun).
         try await Task.sleep(for: .seconds(3))
         await service.stop()
-        #expect(ran.count < 150, "\(ran.count) of 200 cousins ran after their tree failed")
+        #expect(failed.count == 1)
+        #expect(ran.count == 0, "\(ran.count) of 200 cousins ran after their tree had failed")
     }
 
     /// `demo.sort` deletes its input run when done; given another list through `POST /task`,
