@@ -77,8 +77,11 @@ struct TaskRecord: Sendable {
     }
 }
 
-/// One shard of the task queue, in pointer `tasks:q<i>`: tasks ready to run, and the claims
-/// (leases) of tasks being run.
+/// One shard of the task queue, in pointer `tasks:q<i>`: the claims (leases) of tasks being
+/// run, and where its ready tasks are. Ready ids live in chunks of their own
+/// (`tasks:q<i>.<n>`, `ReadyChunk`) numbered `head` … `tail`, oldest first, so that a claim,
+/// a lease renewal or an enqueue rewrites a few KiB, not the whole queue. `ready` is the
+/// inline list of stores written before chunks: consumed first, never appended to.
 struct QueueShard: Sendable {
     struct Claim: Sendable {
         var task: String
@@ -89,6 +92,9 @@ struct QueueShard: Sendable {
 
     var ready: [String] = []
     var claims: [Claim] = []
+    /// The oldest chunk that may hold ready ids, and the newest (the one appended to).
+    var head = 0
+    var tail = 0
 
     init() {}
 
@@ -103,11 +109,12 @@ struct QueueShard: Sendable {
                 return Claim(task: t, token: k, until: UInt64(max(0, u)), owner: o)
             }
         }
+        head = max(0, v["head"]?.intValue ?? 0)
+        tail = max(head, v["tail"]?.intValue ?? head)
     }
 
     var value: JSONValue {
-        .object([
-            ("ready", .array(ready.map { .string($0) })),
+        var m: [(String, JSONValue)] = [
             (
                 "claims",
                 .array(
@@ -118,6 +125,22 @@ struct QueueShard: Sendable {
                         ])
                     })
             ),
-        ])
+            ("head", .number(String(head))), ("tail", .number(String(tail))),
+        ]
+        if !ready.isEmpty { m.insert(("ready", .array(ready.map { .string($0) })), at: 0) }
+        return .object(m)
     }
+}
+
+/// A chunk of a queue shard's ready ids, in pointer `tasks:q<i>.<n>`: `{"ids": [...]}`.
+struct ReadyChunk: Sendable {
+    var ids: [String] = []
+
+    init(ids: [String]) { self.ids = ids }
+
+    init(_ v: JSONValue?) {
+        if case .array(let a) = v?["ids"] { ids = a.compactMap(\.stringValue) }
+    }
+
+    var value: JSONValue { .object([("ids", .array(ids.map { .string($0) }))]) }
 }

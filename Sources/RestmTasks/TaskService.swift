@@ -23,6 +23,9 @@ public struct TaskConfiguration: Sendable {
     public var attemptsMax: Int = 3
     /// Ready tasks per queue shard accepted from `submit`; beyond it, 503 `overloaded`.
     public var readyPerShardMax: Int = 4_096
+    /// Ready ids per chunk of a queue shard (`tasks:q<i>.<n>`): what one enqueue or claim
+    /// rewrites, whatever the queue's length.
+    public var readyChunkMax: Int = 64
     /// Subtasks one step may spawn.
     public var childrenMax: Int = 1_024
     /// Tasks visited when `info` sums the progress of a tree.
@@ -71,6 +74,7 @@ public final class TaskService: Sendable {
 
     static func pointer(_ id: String) -> String { "task:\(id)" }
     func shardPointer(_ i: Int) -> String { "tasks:q\(i)" }
+    func chunkPointer(_ i: Int, _ n: Int) -> String { "tasks:q\(i).\(n)" }
 
     var now: UInt64 { node.physicalMillis }
 
@@ -193,41 +197,60 @@ public final class TaskService: Sendable {
                     shard.claims.remove(at: ci)
                     return .claimed(try await self.take(tx, id, &rec, from: &shard, shard: i, now: now))
                 }
-                for (j, id) in shard.ready.prefix(16).enumerated() {
-                    guard let v = try await tx.read(Self.pointer(id)), var rec = try? TaskRecord(v, id: id), !rec.finished else {
-                        shard.ready.remove(at: j)
-                        try await tx.write(p, shard.value)
-                        return .tidied
-                    }
-                    guard self.kinds.kind(rec.kind) != nil else { continue }
-                    // Failing a task fails its ancestors up to the root, not the rest of the
-                    // tree: a task whose parent or root has failed is moot.
-                    var moot = false
-                    for aid in [rec.parent, rec.root].compactMap({ $0 }) where !moot {
-                        if let av = try await tx.read(Self.pointer(aid)), let a = try? TaskRecord(av, id: aid), a.status == .failed {
-                            moot = true
+                // Ready tasks, oldest first (up to 16 looked at): the inline list of an older
+                // store, then the chunks from the head on.
+                var examined = 0
+                var source: Int? = shard.ready.isEmpty ? shard.head : nil  // nil: the inline list
+                while examined < 16 {
+                    let here = source
+                    var ready = shard.ready
+                    if let n = here {
+                        ready = ReadyChunk(try await tx.read(self.chunkPointer(i, n))).ids
+                        if ready.isEmpty, n == shard.head, shard.head < shard.tail {
+                            // An emptied chunk before the tail: move the head past it.
+                            try await self.saveReady(tx, i, &shard, chunk: n, [])
+                            return .tidied
                         }
                     }
-                    if moot {
-                        // An ancestor failed: this subtree's work is moot; fail it unrun.
-                        shard.ready.remove(at: j)
-                        try await tx.write(p, shard.value)
-                        rec.status = .failed
-                        rec.error = "not run: an ancestor failed"
-                        rec.updated = now
-                        try await tx.write(Self.pointer(id), rec.value)
-                        return .tidied
+                    for (j, id) in ready.prefix(16 - examined).enumerated() {
+                        examined += 1
+                        guard let v = try await tx.read(Self.pointer(id)), var rec = try? TaskRecord(v, id: id), !rec.finished else {
+                            ready.remove(at: j)
+                            try await self.saveReady(tx, i, &shard, chunk: here, ready)
+                            return .tidied
+                        }
+                        guard self.kinds.kind(rec.kind) != nil else { continue }
+                        // Failing a task fails its ancestors up to the root, not the rest of the
+                        // tree: a task whose parent or root has failed is moot.
+                        var moot = false
+                        for aid in [rec.parent, rec.root].compactMap({ $0 }) where !moot {
+                            if let av = try await tx.read(Self.pointer(aid)), let a = try? TaskRecord(av, id: aid), a.status == .failed {
+                                moot = true
+                            }
+                        }
+                        ready.remove(at: j)
+                        try await self.saveReady(tx, i, &shard, chunk: here, ready)
+                        if moot {
+                            // An ancestor failed: this subtree's work is moot; fail it unrun.
+                            rec.status = .failed
+                            rec.error = "not run: an ancestor failed"
+                            rec.updated = now
+                            try await tx.write(Self.pointer(id), rec.value)
+                            return .tidied
+                        }
+                        if self.oversize(rec) {
+                            // It could not be written as running: fail it (without its input, so
+                            // that the record fits) instead of failing the whole shard's claims.
+                            try await self.failOversize(tx, id, &rec)
+                            return .tidied
+                        }
+                        rec.attempts += 1
+                        return .claimed(try await self.take(tx, id, &rec, from: &shard, shard: i, now: now))
                     }
-                    shard.ready.remove(at: j)
-                    if self.oversize(rec) {
-                        // It could not be written as running: fail it (without its input, so
-                        // that the record fits) instead of failing the whole shard's claims.
-                        try await tx.write(p, shard.value)
-                        try await self.failOversize(tx, id, &rec)
-                        return .tidied
-                    }
-                    rec.attempts += 1
-                    return .claimed(try await self.take(tx, id, &rec, from: &shard, shard: i, now: now))
+                    // Only kinds this node lacks so far: look in the next chunk.
+                    let next = here.map { $0 + 1 } ?? shard.head
+                    guard next <= shard.tail else { break }
+                    source = next
                 }
             }
             try await tx.retry()
@@ -457,23 +480,53 @@ public final class TaskService: Sendable {
         try await enqueue(tx, id, bounded: bounded)
     }
 
-    /// Appends `id` to a random queue shard with room (`bounded`: refuse when all are full).
+    /// Appends `id` to a random queue shard with room (`bounded`: refuse when all are full):
+    /// to the shard's tail chunk, or a new chunk after it when the tail is full.
     func enqueue(_ tx: any Transaction, _ id: String, bounded: Bool) async throws {
         let shards = configuration.queueShards
+        let chunkMax = max(1, configuration.readyChunkMax)
         let start = Int.random(in: 0..<shards)
         for k in 0..<shards {
-            let p = shardPointer((start + k) % shards)
+            let i = (start + k) % shards
+            let p = shardPointer(i)
             var shard = QueueShard(try await tx.read(p))
+            let tailPointer = chunkPointer(i, shard.tail)
+            var chunk = ReadyChunk(try await tx.read(tailPointer))
             // Submissions stop at the soft limit; subtasks and re-queues may go up to four
-            // times it (so a running tree can finish), never so far that a shard's pointer
-            // would outgrow the value limit.
+            // times it (so a running tree can finish). Chunks before the tail count as full.
+            let queued = shard.ready.count + (shard.tail - shard.head) * chunkMax + chunk.ids.count
             let cap = bounded ? configuration.readyPerShardMax : configuration.readyPerShardMax * 4
-            if shard.ready.count >= cap { continue }
-            shard.ready.append(id)
-            try await tx.write(p, shard.value)
+            if queued >= cap { continue }
+            if chunk.ids.count >= chunkMax {
+                shard.tail += 1
+                try await tx.write(p, shard.value)
+                try await tx.write(chunkPointer(i, shard.tail), ReadyChunk(ids: [id]).value)
+            } else {
+                chunk.ids.append(id)
+                try await tx.write(tailPointer, chunk.value)
+            }
             return
         }
         throw RestmError(.overloaded, "the task queue is full (\(shards * configuration.readyPerShardMax) ready tasks)")
+    }
+
+    /// Writes back the ready ids a claim left in `chunk` (nil: the shard's inline list). An
+    /// emptied chunk is deleted, and the head moves past it while newer chunks exist.
+    func saveReady(_ tx: any Transaction, _ i: Int, _ shard: inout QueueShard, chunk: Int?, _ ready: [String]) async throws {
+        guard let n = chunk else {
+            shard.ready = ready
+            try await tx.write(shardPointer(i), shard.value)
+            return
+        }
+        guard ready.isEmpty else {
+            try await tx.write(chunkPointer(i, n), ReadyChunk(ids: ready).value)
+            return
+        }
+        try await tx.delete(chunkPointer(i, n))
+        if n == shard.head, shard.head < shard.tail {
+            shard.head += 1
+            try await tx.write(shardPointer(i), shard.value)
+        }
     }
 
     /// Room a task record keeps under the value limit for what running adds to it (the

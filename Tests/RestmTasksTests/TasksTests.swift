@@ -255,4 +255,118 @@ import Testing
         #expect(kept == 1, "the user's list lost its chunk")
         await service.stop()
     }
+
+    // MARK: the ready queue's chunks
+
+    static func chunked(shards: Int, chunk: Int, workers: Int = 3) -> TaskConfiguration {
+        var t = config(workers: workers)
+        t.queueShards = shards
+        t.readyChunkMax = chunk
+        t.readyPerShardMax = 5_000
+        return t
+    }
+
+    static func echo() -> TaskKinds {
+        TaskKinds(SortDemo.kinds + [TaskKind("echo", run: { ctx in .done(ctx.input) })])
+    }
+
+    /// Sizes of the queue's pointers (the header and each ready chunk).
+    static func queueBytes(_ node: Node, shard: Int = 0) async throws -> (header: Int, chunks: [Int]) {
+        let header = try await node.get("tasks:q\(shard)")?.value?.utf8.count ?? 0
+        var chunks: [Int] = []
+        for p in try await node.list(prefix: "tasks:q\(shard).", after: nil, limit: 1_000).ptrs {
+            chunks.append(try await node.get(p)?.value?.utf8.count ?? 0)
+        }
+        return (header, chunks)
+    }
+
+    /// The ready ids of a queue shard were one list in its pointer, so every enqueue, claim,
+    /// lease renewal and outcome rewrote the whole queue (a 131,000-task tree wrote a 26 GB
+    /// store). They are now in chunks: what one operation writes does not grow with the queue.
+    @Test func queueWritesStaySmallWhateverTheQueueLength() async throws {
+        let node = try await Self.node()
+        let service = TaskService(node: node, kinds: Self.echo(), configuration: Self.chunked(shards: 1, chunk: 64))
+        var ids: [String] = []
+        for n in 0..<3_000 { ids.append(try await service.submit(TaskSpec(kind: "echo", input: .number(String(n))))) }
+        var (header, chunks) = try await Self.queueBytes(node)
+        #expect(header < 300, "the shard's header holds \(header) bytes with 3,000 tasks queued")
+        #expect(chunks.count == (3_000 + 63) / 64)
+        #expect(chunks.allSatisfy { $0 <= 64 * 32 + 16 }, "a chunk passed 64 ids: \(chunks.max() ?? 0) bytes")
+        // Claims take the oldest first, across chunks, and write only the header and one chunk.
+        var claims: [TaskService.Claim] = []
+        for n in 0..<100 {
+            guard let c = try await service.claim() else { Issue.record("nothing to claim at \(n)"); return }
+            #expect(c.id == ids[n], "claim \(n) took \(c.id), not the oldest ready task")
+            claims.append(c)
+        }
+        (header, chunks) = try await Self.queueBytes(node)
+        #expect(header < 100 * 200, "100 claims in a header of \(header) bytes")
+        #expect(chunks.count == (3_000 + 63) / 64 - 1, "the emptied head chunk is deleted")
+        for c in claims { try await service.finish(c, result: .null, deleting: []) }
+        #expect(try await Self.queueBytes(node).header < 300, "finished claims leave the header")
+        // The workers drain the rest; the queue's chunks all go.
+        service.start()
+        for id in ids.suffix(10) {
+            guard case .done(let v) = try await Self.await(service, id) else { Issue.record("\(id) did not run"); return }
+            #expect(v.intValue == ids.firstIndex(of: id))
+        }
+        await service.stop()
+        var left = 0
+        for id in ids { if try await service.info(id)["status"]?.stringValue != "done" { left += 1 } }
+        #expect(left == 0, "\(left) tasks not done")
+        #expect(try await Self.queueBytes(node).chunks.isEmpty, "ready chunks left behind an empty queue")
+    }
+
+    /// A tree of subtasks through tiny chunks (each enqueue of a spawn may start a chunk, and
+    /// claims delete them concurrently) still computes the right sum and leaves no chunk.
+    @Test func subtasksThroughTinyChunksComputeTheRightSum() async throws {
+        let node = try await Self.node()
+        let service = TaskService(node: node, kinds: Self.echo(), configuration: Self.chunked(shards: 2, chunk: 2, workers: 4))
+        service.start()
+        let id = try await service.submit(TaskSpec(kind: "demo.sum", input: .object([("from", .number("0")), ("to", .number("3000")), ("leaf", .number("50")), ("fanout", .number("5"))])))
+        guard case .done(let v) = try await Self.await(service, id, seconds: 60) else { Issue.record("the tree did not finish"); return }
+        #expect(v.intValue == (0..<3000).reduce(0, +))
+        await service.stop()
+        for shard in 0..<2 {
+            #expect(try await Self.queueBytes(node, shard: shard).chunks.isEmpty, "shard \(shard) kept ready chunks")
+        }
+    }
+
+    /// A worker looks past the kinds it lacks into later chunks; a header written before
+    /// chunks (its `ready` list inline) is emptied first, in order.
+    @Test func claimsLookAcrossChunksAndEmptyAnOldInlineListFirst() async throws {
+        let node = try await Self.node()
+        let other = TaskKinds([TaskKind("elsewhere", run: { _ in .done(.null) })])
+        let foreign = TaskService(node: node, kinds: other, configuration: Self.chunked(shards: 1, chunk: 2))
+        let service = TaskService(node: node, kinds: Self.echo(), configuration: Self.chunked(shards: 1, chunk: 2))
+        for _ in 0..<5 { _ = try await foreign.submit(TaskSpec(kind: "elsewhere", input: .null)) }
+        let mine = try await service.submit(TaskSpec(kind: "echo", input: .number("1")))
+        #expect(try await Self.queueBytes(node).chunks.count == 3)
+        guard let c = try await service.claim() else { Issue.record("the task past 5 foreign ones was not found"); return }
+        #expect(c.id == mine)
+        try await service.finish(c, result: .null, deleting: [])
+
+        // An older store's header: ready ids inline. Build one from two queued tasks.
+        let a = try await service.submit(TaskSpec(kind: "echo", input: .number("2")))
+        let b = try await service.submit(TaskSpec(kind: "echo", input: .number("3")))
+        try await service.memory.atomically { tx in
+            var header = QueueShard(try await tx.read("tasks:q0"))
+            for n in header.head...header.tail {
+                var chunk = ReadyChunk(try await tx.read("tasks:q0.\(n)"))
+                chunk.ids.removeAll { $0 == a || $0 == b }
+                try await tx.write("tasks:q0.\(n)", chunk.value)
+            }
+            header.ready = [a, b]
+            try await tx.write("tasks:q0", header.value)
+        }
+        let later = try await service.submit(TaskSpec(kind: "echo", input: .number("4")))
+        var order: [String] = []
+        for _ in 0..<3 {
+            guard let c = try await service.claim() else { Issue.record("nothing to claim"); return }
+            order.append(c.id)
+            try await service.finish(c, result: .null, deleting: [])
+        }
+        #expect(order == [a, b, later])
+        #expect(QueueShard(try await node.get("tasks:q0")?.value.map { try JSONValue.parse($0) }).ready.isEmpty)
+    }
 }
