@@ -409,6 +409,7 @@ public final class TaskService: Sendable {
             rec.phase = .reduce
             rec.children = ids
             rec.pending = ids.count
+            try await tx.write(Self.pendingPointer(c.id), .number(String(ids.count)))
             rec.attempts = 0  // runs are counted per phase
             rec.state = state
             rec.updated = self.now
@@ -416,12 +417,28 @@ public final class TaskService: Sendable {
         }
     }
 
+    /// Subtasks of `id` not finished yet, while it waits for them: a counter of its own, so
+    /// that each finishing subtask rewrites a number, not the parent's record (whose list of
+    /// up to `childrenMax` children would be rewritten once per child).
+    static func pendingPointer(_ id: String) -> String { "tasks:pending:\(id)" }
+
     /// One subtask of `parentID` finished: the last one queues the parent for its reduce.
     func childFinished(_ tx: any Transaction, _ parentID: String) async throws {
+        let counter = Self.pendingPointer(parentID)
+        var last = false
+        if let left = try await tx.read(counter)?.intValue {
+            guard left <= 1 else {
+                try await tx.write(counter, .number(String(left - 1)))
+                return
+            }
+            try await tx.delete(counter)
+            last = true
+        }
         guard let v = try await tx.read(Self.pointer(parentID)) else { return }
         var parent = try TaskRecord(v, id: parentID)
         guard parent.status == .waiting else { return }  // failed meanwhile: nothing to reduce
-        parent.pending -= 1
+        // No counter: a parent that spawned before counters existed counts in its record.
+        parent.pending = last ? 0 : parent.pending - 1
         parent.updated = now
         if parent.pending <= 0 {
             parent.status = .queued
@@ -467,6 +484,7 @@ public final class TaskService: Sendable {
             parent.error = "subtask \(child) failed: \(message)"
             parent.updated = now
             try await tx.write(Self.pointer(pid), parent.value)
+            try await tx.delete(Self.pendingPointer(pid))  // its other subtasks count for nothing now
             child = pid
             next = parent.parent
         }

@@ -369,4 +369,24 @@ import Testing
         #expect(order == [a, b, later])
         #expect(QueueShard(try await node.get("tasks:q0")?.value.map { try JSONValue.parse($0) }).ready.isEmpty)
     }
+
+    /// Each finishing subtask rewrote its parent's record (with the list of all its children)
+    /// to count down `pending`: quadratic bytes in the fan-out. A counter of its own now
+    /// counts; the parent's record is written a few times, whatever its fan-out.
+    @Test func finishingSubtasksCountDownWithoutRewritingTheParent() async throws {
+        let node = try await Self.node()
+        let kinds = Self.echo()
+        kinds.register(TaskKind("fan", run: { ctx in
+            .spawn((0..<300).map { TaskSpec(kind: "echo", input: .number(String($0))) })
+        }, reduce: { _, results in .done(.number(String(results.compactMap(\.intValue).reduce(0, +)))) }))
+        let service = TaskService(node: node, kinds: kinds, configuration: Self.config(workers: 4))
+        service.start()
+        let id = try await service.submit(TaskSpec(kind: "fan", input: .null))
+        guard case .done(let v) = try await Self.await(service, id, seconds: 60) else { Issue.record("the fan did not finish"); return }
+        #expect(v.intValue == (0..<300).reduce(0, +))
+        await service.stop()
+        let versions = try await node.history(TaskService.pointer(id), before: nil, limit: 1_000)
+        #expect(versions.count < 20, "the parent's record was written \(versions.count) times for 300 subtasks")
+        #expect(try await node.get(TaskService.pendingPointer(id))?.value == nil, "the counter outlived the wait")
+    }
 }
