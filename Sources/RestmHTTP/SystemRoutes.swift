@@ -241,6 +241,7 @@ struct MetricsReport {
         }
         counter("restm_read_waits_total", "Reads that waited for a lower intent to resolve.", c["read_waits"] ?? 0)
         counter("restm_tasks_submitted_total", "Tasks submitted.", c["task_submitted"] ?? 0)
+        counter("restm_tasks_expired_total", "Task records deleted with their finished trees.", c["task_expired"] ?? 0)
         let timed = [("txn", "commit")] + (snap.ops["store"] ?? [:]).keys.sorted().map { ("store", $0) }
         for (component, name) in timed {
             guard let s = snap.ops[component]?[name] else { continue }

@@ -273,6 +273,16 @@ public enum SortDemo {
                 // `run.` list): `demo.sort` given another list through `POST /task` must not
                 // delete a list of the user's.
                 deleting: src.list.hasPrefix("run.") ? src.pointers : [])
+        },
+        leftovers: { r in
+            // Done: its sorted output. Failed after spawning: the input run it wrote.
+            if r.status == "done", let res = r.result, let list = res["list"]?.stringValue, list.hasPrefix("run."),
+                let total = res["total"]?.intValue, let chunk = res["chunk"]?.intValue, total >= 0, chunk >= 1
+            {
+                return StringRun(list: list, count: total, chunk: chunk).pointers
+            }
+            if r.status != "done", let src = try? StringRun(r.state["src"]), src.list.hasPrefix("run.") { return src.pointers }
+            return []
         })
 
     static let sortRange = TaskKind(
@@ -325,6 +335,11 @@ public enum SortDemo {
                 heads[best] = try await readers[best].next()
             }
             return .done(try await w.finish().value, deleting: runs.flatMap(\.pointers))
+        },
+        leftovers: { r in
+            // Its sorted run, unless its parent's merge took it over (and deleted it).
+            guard r.status == "done", !r.consumed, let run = try? StringRun(r.result), run.list.hasPrefix("run.") else { return [] }
+            return run.pointers
         })
 
     /// A small example kind (and a test of subtasks): the sum of the integers in

@@ -36,21 +36,41 @@ public struct TaskContext: Sendable {
     public let memory: TransactionalMemory<EmbeddedBackend>
 }
 
+/// What a task of a finished tree leaves when the tree expires, for its kind to name the
+/// pointers that go with it (`TaskKind.leftovers`).
+public struct TaskRemains: Sendable {
+    /// "done", "failed", or, in a failed tree, "queued", "running" or "waiting".
+    public var status: String
+    public var input: JSONValue
+    /// The `state` it spawned with, if it spawned.
+    public var state: JSONValue
+    public var result: JSONValue?
+    /// Whether its parent finished `done`: its parent's reduce then took its result over.
+    public var consumed: Bool
+}
+
 /// A kind of task: a name, a run step and a reducer over its subtasks' results.
 public struct TaskKind: Sendable {
     public let name: String
     public let run: @Sendable (TaskContext) async throws -> TaskOutcome
     public let reduce: @Sendable (TaskContext, [JSONValue]) async throws -> TaskOutcome
+    /// Pointers a task of this kind owns beyond its record (an output list, an input it
+    /// wrote), deleted with it when its finished tree expires
+    /// (`TaskConfiguration.finishedRetentionMs`).
+    public let leftovers: @Sendable (TaskRemains) -> [String]
 
-    /// The default reducer finishes with the array of the subtasks' results.
+    /// The default reducer finishes with the array of the subtasks' results; by default a
+    /// task owns nothing but its record.
     public init(
         _ name: String,
         run: @escaping @Sendable (TaskContext) async throws -> TaskOutcome,
-        reduce: @escaping @Sendable (TaskContext, [JSONValue]) async throws -> TaskOutcome = { _, results in .done(.array(results)) }
+        reduce: @escaping @Sendable (TaskContext, [JSONValue]) async throws -> TaskOutcome = { _, results in .done(.array(results)) },
+        leftovers: @escaping @Sendable (TaskRemains) -> [String] = { _ in [] }
     ) {
         self.name = name
         self.run = run
         self.reduce = reduce
+        self.leftovers = leftovers
     }
 }
 

@@ -30,6 +30,11 @@ public struct TaskConfiguration: Sendable {
     public var childrenMax: Int = 1_024
     /// Tasks visited when `info` sums the progress of a tree.
     public var treeWalkMax: Int = 5_000
+    /// How long a finished tree (its root done or failed) is kept; then its records and
+    /// what its kinds name as leftovers are deleted (`GET /task/info` answers 404).
+    public var finishedRetentionMs: Int = 24 * 3_600_000
+    /// Finished trees kept at most, whatever their age: the oldest go first beyond it.
+    public var finishedRootsMax: Int = 100_000
 
     public init() {}
 }
@@ -61,6 +66,8 @@ public final class TaskService: Sendable {
     /// `n<node>.<incarnation>`: claims by an older incarnation of this node are dead.
     let owner: String
     let workers = Mutex<[Task<Void, Never>]>([])
+    /// Deletes finished trees past their retention; runs with the workers.
+    let sweeper = Mutex<Task<Void, Never>?>(nil)
     let stopped = Atomic<Bool>(false)
     let running = Atomic<Int>(0)
 
@@ -97,6 +104,7 @@ public final class TaskService: Sendable {
                     for i in 0..<max(1, count ?? configuration.workers) {
                         ws.append(Task { await self.workerLoop(i) })
                     }
+                    sweeper.withLock { $0 = Task { await self.sweeperLoop() } }
                 }
             }
             node.activity.add("task workers started: \(ws.count)")
@@ -117,8 +125,14 @@ public final class TaskService: Sendable {
             defer { ws = [] }
             return ws
         }
+        let sweep = sweeper.withLock { s in
+            defer { s = nil }
+            return s
+        }
+        sweep?.cancel()
         for w in ws { w.cancel() }
         for w in ws { await w.value }
+        await sweep?.value
     }
 
     var active: Bool { !stopped.load(ordering: .relaxed) && node.state == .running && !Task.isCancelled }
@@ -376,7 +390,11 @@ public final class TaskService: Sendable {
             rec.updated = self.now
             try await tx.write(Self.pointer(c.id), rec.value)
             for p in deleting { try await tx.delete(p) }
-            if let parent = rec.parent { try await self.childFinished(tx, parent) }
+            if let parent = rec.parent {
+                try await self.childFinished(tx, parent)
+            } else {
+                try await self.rootFinished(tx, c.id)
+            }
             return true
         }
         if !recorded { node.logger.warning("a task's claim was taken over before it finished; its result is dropped", metadata: ["restm.task": "\(c.id)"]) }
@@ -474,6 +492,7 @@ public final class TaskService: Sendable {
         }
         rec.status = .failed
         try await tx.write(Self.pointer(id), rec.value)
+        if rec.parent == nil { try await rootFinished(tx, id) }
         var child = id
         var next = rec.parent
         for _ in 0..<1_024 {
@@ -485,8 +504,118 @@ public final class TaskService: Sendable {
             parent.updated = now
             try await tx.write(Self.pointer(pid), parent.value)
             try await tx.delete(Self.pendingPointer(pid))  // its other subtasks count for nothing now
+            if parent.parent == nil { try await rootFinished(tx, pid) }
             child = pid
             next = parent.parent
+        }
+    }
+
+    // MARK: expiring finished trees
+
+    /// Finished roots, in the order they finished (`{"task", "at"}`), spread over as many
+    /// lists as the queue has shards so that finishing roots seldom conflict.
+    func finishedRoots(_ k: Int) -> TList { try! TList("tasks:done\(k)") }
+
+    /// The tree being deleted: `{"stack": [...]}`, a stack of what is left to delete — a
+    /// task as `{"t": id, "c": consumed}`, another pointer as its id.
+    static let sweepPointer = "tasks:sweep"
+
+    /// Pointers one sweep transaction deletes at most.
+    static let sweepPointersMax = 1_000
+    /// Bytes of a sweep's stack past which a task's leftovers are not added (and stay).
+    static let sweepStackBytesMax = 512 * 1024
+
+    /// A tree whose root is `id` has finished: it expires after the retention.
+    func rootFinished(_ tx: any Transaction, _ id: String) async throws {
+        let list = finishedRoots(Int.random(in: 0..<max(1, configuration.queueShards)))
+        try await list.push(tx, .object([("task", .string(id)), ("at", .number(String(now)))]))
+    }
+
+    func sweeperLoop() async {
+        let idle = Duration.milliseconds(max(50, min(configuration.finishedRetentionMs / 4, 1_000)))
+        while active {
+            do {
+                if try await sweepStep() { continue }
+            } catch {
+                guard active else { break }
+                node.logger.warning("sweeping finished tasks failed", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(for: idle)  // `active` is false once cancelled
+        }
+    }
+
+    /// One transaction of deleting expired trees: goes on with the tree being deleted, or
+    /// starts on the oldest expired one. False when there was nothing to do.
+    func sweepStep() async throws -> Bool {
+        try await memory.atomically { tx -> Bool in
+            if let state = try await tx.read(Self.sweepPointer) {
+                try await self.sweepSome(tx, state)
+                return true
+            }
+            let now = self.now
+            let lists = max(1, self.configuration.queueShards)
+            let kept = max(1, self.configuration.finishedRootsMax / lists)
+            for k in 0..<lists {
+                let list = self.finishedRoots(k)
+                guard let head = try await list.peek(tx) else { continue }
+                let at = UInt64(max(0, head["at"]?.intValue ?? 0))
+                let expired = at + UInt64(max(0, self.configuration.finishedRetentionMs)) <= now
+                if !expired, try await list.count(tx) <= kept { continue }
+                _ = try await list.popIfAny(tx)
+                guard let id = head["task"]?.stringValue, Self.isTaskID(id) else { return true }
+                try await tx.write(Self.sweepPointer, .object([("stack", .array([Self.sweepItem(id, consumed: false)]))]))
+                return true
+            }
+            return false
+        }
+    }
+
+    static func sweepItem(_ id: String, consumed: Bool) -> JSONValue {
+        .object([("t", .string(id)), ("c", .bool(consumed))])
+    }
+
+    /// Deletes up to `sweepPointersMax` pointers of the tree being deleted, top down: a
+    /// task's record, its counter, then its children and its kind's leftovers.
+    func sweepSome(_ tx: any Transaction, _ state: JSONValue) async throws {
+        var stack: [JSONValue] = []
+        if case .array(let a) = state["stack"] { stack = a }
+        var bytes = stack.reduce(0) { $0 + ($1.stringValue?.utf8.count ?? 40) + 4 }
+        var deleted = 0
+        while deleted < Self.sweepPointersMax, let item = stack.popLast() {
+            if let p = item.stringValue {
+                if PointerID.isValid(p) { try await tx.delete(p) }
+                deleted += 1
+                continue
+            }
+            guard let id = item["t"]?.stringValue, Self.isTaskID(id) else { continue }
+            guard let v = try await tx.read(Self.pointer(id)), let rec = try? TaskRecord(v, id: id) else { continue }
+            try await tx.delete(Self.pointer(id))
+            deleted += 1
+            node.metrics.count("task_expired")
+            if rec.status == .waiting {
+                try await tx.delete(Self.pendingPointer(id))
+                deleted += 1
+            }
+            if let kind = kinds.kind(rec.kind) {
+                let remains = TaskRemains(
+                    status: rec.status.rawValue, input: rec.input, state: rec.state, result: rec.result,
+                    consumed: item["c"]?.boolValue ?? false)
+                let extra = kind.leftovers(remains).filter { PointerID.isValid($0) }
+                let extraBytes = extra.reduce(0) { $0 + $1.utf8.count + 4 }
+                if bytes + extraBytes <= Self.sweepStackBytesMax {
+                    stack += extra.map { .string($0) }
+                    bytes += extraBytes
+                } else {
+                    node.logger.warning("a finished task's leftovers are too many to delete; they stay", metadata: ["restm.task": "\(id)", "pointers": "\(extra.count)"])
+                }
+            }
+            stack += rec.children.map { Self.sweepItem($0, consumed: rec.status == .done) }
+            bytes += rec.children.count * 40
+        }
+        if stack.isEmpty {
+            try await tx.delete(Self.sweepPointer)
+        } else {
+            try await tx.write(Self.sweepPointer, .object([("stack", .array(stack))]))
         }
     }
 

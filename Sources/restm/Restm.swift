@@ -37,6 +37,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "How far back snapshot reads (?at=) reach, e.g. 10m, 1h, 90s.") var retention = "10m"
     @Option(help: "Task workers on this node (default: two per core; 0 starts none until POST /sys/init).") var workers: Int?
     @Option(help: "Lease of a task claim in milliseconds: a dead worker's task runs again after it.") var taskLeaseMs = 10_000
+    @Option(help: "How long a finished task tree is kept, e.g. 24h, 30m (then its records and outputs are deleted).") var taskRetention = "24h"
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel = "info"
 
     func validate() throws {
@@ -50,6 +51,7 @@ struct Serve: AsyncParsableCommand {
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level") }
         guard (0...256).contains(workers ?? 0) else { throw ValidationError("--workers must be 0–256") }
         guard (100...3_600_000).contains(taskLeaseMs) else { throw ValidationError("--task-lease-ms must be 100–3600000") }
+        guard let kept = Serve.parseDuration(taskRetention), kept >= 1_000 else { throw ValidationError("--task-retention must look like 90s, 30m or 24h (at least 1s)") }
     }
 
     static func parseDuration(_ s: String) -> Int? {
@@ -93,6 +95,7 @@ struct Serve: AsyncParsableCommand {
 
         var taskConfig = TaskConfiguration()
         taskConfig.leaseMs = taskLeaseMs
+        taskConfig.finishedRetentionMs = Serve.parseDuration(taskRetention) ?? taskConfig.finishedRetentionMs
         if let workers, workers > 0 { taskConfig.workers = workers }
         let tasks = TaskService(node: node, kinds: TaskKinds(SortDemo.kinds), configuration: taskConfig)
         if workers != 0 { tasks.start() }

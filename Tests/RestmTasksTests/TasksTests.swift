@@ -389,4 +389,82 @@ import Testing
         #expect(versions.count < 20, "the parent's record was written \(versions.count) times for 300 subtasks")
         #expect(try await node.get(TaskService.pendingPointer(id))?.value == nil, "the counter outlived the wait")
     }
+
+    // MARK: expiring finished trees
+
+    static func allPointers(_ node: Node) async throws -> [String] {
+        var out: [String] = []
+        var after: String?
+        repeat {
+            let page = try await node.list(prefix: "", after: after, limit: 1_000)
+            out += page.ptrs
+            after = page.next
+        } while after != nil
+        return out
+    }
+
+    /// Waits until `id` is gone (its tree expired), up to 20 s.
+    static func awaitExpiry(_ service: TaskService, _ id: String) async throws -> Bool {
+        for _ in 0..<400 {
+            do { _ = try await service.record(id) } catch let e as RestmError where e.code == .notFound { return true }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return false
+    }
+
+    /// Finished trees were kept for ever, sort outputs with them (each `GET /demo/sort` added
+    /// its output for good). Past the retention a tree's records go, and so do what its kinds
+    /// name as leftovers: nothing of a sort is left but the queue's own pointers.
+    @Test func finishedTreesExpireWithTheirOutputs() async throws {
+        let node = try await Self.node()
+        var config = Self.config(workers: 3)
+        config.finishedRetentionMs = 300
+        let service = TaskService(node: node, kinds: TaskKinds(SortDemo.kinds), configuration: config)
+        service.start()
+        let sort = try await service.submit(TaskSpec(kind: "demo.sort", input: .object([("n", .number("20000")), ("leaf", .number("2000")), ("fanout", .number("3"))])))
+        guard case .done(let r) = try await Self.await(service, sort) else { Issue.record("the sort did not finish"); return }
+        let output = r["list"]?.stringValue ?? "?"
+        #expect(try await Self.allPointers(node).contains { $0.hasPrefix(output) }, "the output is there while the tree is young")
+        let sum = try await service.submit(TaskSpec(kind: "demo.sum", input: .object([("from", .number("0")), ("to", .number("1000")), ("leaf", .number("100")), ("fail", .number("555"))])))
+        guard case .failed = try await Self.await(service, sum) else { Issue.record("the sum did not fail"); return }
+        #expect(try await Self.awaitExpiry(service, sort), "the sort's tree was not deleted")
+        #expect(try await Self.awaitExpiry(service, sum), "the failed tree was not deleted")
+        // Its cousins may still be running when the failed root goes; once the workers stop,
+        // the sweeper's last tree is done when `tasks:sweep` is gone.
+        for _ in 0..<200 where try await node.get(TaskService.sweepPointer)?.value != nil {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        await service.stop()
+        let left = try await Self.allPointers(node).filter { !$0.hasPrefix("tasks:q") && !$0.hasPrefix("tasks:done") }
+        let records = left.filter { $0.hasPrefix("task:") }
+        #expect(left.filter { !$0.hasPrefix("task:") }.isEmpty, "left behind: \(left.prefix(10))")
+        // The failed sum's cousins that finished after the sweep passed them may leave
+        // their own records (they are not part of the finished tree any more); none of the sort.
+        for p in records {
+            let rec = try TaskRecord(try JSONValue.parse(try await node.get(p)?.value ?? "null"), id: String(p.dropFirst(5)))
+            #expect(rec.kind == "demo.sum", "a \(rec.kind) record outlived its tree")
+        }
+    }
+
+    /// Beyond `finishedRootsMax` the oldest finished trees go, however young; the newest stay
+    /// readable.
+    @Test func finishedTreesBeyondTheirBoundGoOldestFirst() async throws {
+        let node = try await Self.node()
+        var config = Self.chunked(shards: 1, chunk: 64, workers: 2)
+        config.finishedRootsMax = 2
+        let service = TaskService(node: node, kinds: Self.echo(), configuration: config)
+        service.start()
+        var ids: [String] = []
+        for n in 0..<5 {
+            let id = try await service.submit(TaskSpec(kind: "echo", input: .number(String(n))))
+            guard case .done = try await Self.await(service, id) else { Issue.record("\(n) did not finish"); return }
+            ids.append(id)
+        }
+        for id in ids.prefix(3) { #expect(try await Self.awaitExpiry(service, id)) }
+        for (n, id) in ids.enumerated().suffix(2) {
+            guard case .done(let v) = try await Self.await(service, id) else { Issue.record("\(n) is gone"); continue }
+            #expect(v.intValue == n)
+        }
+        await service.stop()
+    }
 }
