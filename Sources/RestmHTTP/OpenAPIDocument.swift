@@ -1204,9 +1204,18 @@ enum OpenAPIDocument {
             ],
             "operationId": "events",
             "summary": "Server-sent events of changes",
-            "description": "One `event: change` per committed change of the named pointers (`id:` the version, `data:` `{\"ptr\",\"value\",\"version\"}`; a delete has `\"value\": null, \"version\": null` and its version as `id:`), in commit order for each pointer; a pointer named twice is watched once; a comment line every 15 s keeps the stream alive; it ends when the node shuts down or the client leaves. 503 before the stream starts when the node has no room for another watcher.",
+            "description": "One `event: change` per committed change of the named pointers (`id:` the version, `data:` `{\"ptr\",\"value\",\"version\"}`; a delete has `\"value\": null, \"version\": null` and its version as `id:`), in commit order for each pointer; a pointer named twice is watched once; a comment line every 15 s keeps the stream alive; it ends when the node shuts down or the client leaves. 503 before the stream starts when the node has no room for another watcher. A reconnecting client's `Last-Event-ID` (the `id:` of the last event it had) gets the changes committed since first, in commit order, as far as history holds them.",
             "x-restm-streaming": true,
             "parameters": [
+              {
+                "name": "Last-Event-ID",
+                "in": "header",
+                "required": false,
+                "description": "The version of the last event a reconnecting client had; anything else is ignored.",
+                "schema": {
+                  "type": "string"
+                }
+              },
               {
                 "name": "ptr",
                 "in": "query",

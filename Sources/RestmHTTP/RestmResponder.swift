@@ -687,6 +687,11 @@ public struct RestmResponder: HTTPResponder {
         // at its first wait.
         try node.checkWatcherRoom(ptrs)
         let start = try await node.eventStart(ptrs)
+        // A client that reconnects names the last event it had (SSE's `Last-Event-ID`, an
+        // event's version): the changes since come first. An id that is not a version, or
+        // not older than the stream's start, asks for nothing.
+        let resume = request.headers[Self.lastEventID].flatMap { Timestamp(text: $0.trimmingCharacters(in: .whitespaces)) }
+            .flatMap { $0 < start.at ? $0 : nil }
         let node = self.node
         let presence = context.presence()
         let body = ResponseBody { writer in
@@ -694,6 +699,10 @@ public struct RestmResponder: HTTPResponder {
             // Per pointer, the last commit reported (or the stream's start).
             var since = [String: Timestamp](uniqueKeysWithValues: ptrs.map { ($0, start.at) })
             try await writer.write(ByteBuffer(string: ": watching \(ptrs.count) pointer(s)\n\n"))
+            if let resume {
+                let missed = try await Self.changes(node, since: resume, upTo: start.versions)
+                if !missed.isEmpty { try await writer.write(ByteBuffer(string: missed)) }
+            }
             while node.state == .running {
                 let watching = seen
                 let changed: [(String, ReadResult)]
@@ -719,13 +728,7 @@ public struct RestmResponder: HTTPResponder {
                     let from = since[p] ?? start.at
                     let found = try await node.versions(of: p, after: from, upTo: upTo, limit: 64)
                     var out = found.complete ? "" : ": earlier changes of \(p) are left out\n"
-                    for v in found.versions {
-                        var o = JSONObject()
-                        o.string("ptr", p)
-                        o.raw("value", v.value)
-                        o.string("version", v.value == nil ? nil : v.ts.text)
-                        out += "event: change\nid: \(v.ts.text)\ndata: \(o.text)\n\n"
-                    }
+                    for v in found.versions { out += Self.event(p, v) }
                     since[p] = max(from, upTo)
                     if !out.isEmpty { try await writer.write(ByteBuffer(string: out)) }
                 }
@@ -733,5 +736,41 @@ public struct RestmResponder: HTTPResponder {
             try await writer.finish(nil)
         }
         return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
+    }
+
+    static let lastEventID = HTTPField.Name("Last-Event-ID")!
+
+    /// One `change` event of `GET /events`.
+    static func event(_ p: String, _ v: Version) -> String {
+        var o = JSONObject()
+        o.string("ptr", p)
+        o.raw("value", v.value)
+        o.string("version", v.value == nil ? nil : v.ts.text)
+        return "event: change\nid: \(v.ts.text)\ndata: \(o.text)\n\n"
+    }
+
+    /// The events of the commits after `since` up to each pointer's version in `upTo`, in
+    /// commit order across the pointers: what a reconnecting stream missed. At most 64 per
+    /// pointer and `answerBytesMax` in all (comment lines say what was left out), and only
+    /// what history still holds (the retention window).
+    static func changes(_ node: Node, since: Timestamp, upTo: [(String, Timestamp?)]) async throws -> String {
+        var found: [(String, Version)] = []
+        var notes = ""
+        var bytes = 0
+        let oldest = node.physicalMillis > UInt64(node.limits.retentionMs) ? node.physicalMillis - UInt64(node.limits.retentionMs) : 0
+        if since.wallMillis < oldest { notes += ": changes older than the retention window are left out\n" }
+        for (p, current) in upTo {
+            guard let current, current > since else { continue }
+            guard bytes < node.limits.answerBytesMax else {
+                notes += ": changes of \(p) are left out (too many bytes to resend)\n"
+                continue
+            }
+            let page = try await node.versions(of: p, after: since, upTo: current, limit: 64)
+            if !page.complete { notes += ": earlier changes of \(p) are left out\n" }
+            for v in page.versions { bytes += (v.value?.utf8.count ?? 4) + 64 }
+            found += page.versions.map { (p, $0) }
+        }
+        found.sort { $0.1.ts < $1.1.ts }
+        return found.reduce(notes) { $0 + event($1.0, $1.1) }
     }
 }

@@ -31,10 +31,10 @@ def wait_for(pred, timeout=5.0, what='condition'):
 class EventStream:
     """A GET /events stream read on a thread: `events` holds the parsed `change` events."""
 
-    def __init__(self, server, ptrs):
+    def __init__(self, server, ptrs, headers=None):
         query = '&'.join(f'ptr={p}' for p in ptrs)
         self.conn = http.client.HTTPConnection(server.host, server.port, timeout=30)
-        self.conn.request('GET', f'/events?{query}')
+        self.conn.request('GET', f'/events?{query}', headers=headers or {})
         self.response = self.conn.getresponse()
         assert self.response.status == 200, self.response.read()
         self.events = []
@@ -169,6 +169,53 @@ def test_a_create_and_delete_between_two_looks_are_two_events(server):
             assert mine == [v['value'] for v in reversed(h['versions'])] and sorted(mine, key=str) == [None, 'here'], (p, mine)
     finally:
         stream.close()
+
+
+def test_a_reconnecting_stream_gets_the_changes_it_missed(server):
+    """`Last-Event-ID` was ignored: a stream that reconnected lost every change made while it
+    was away. Now the changes after the named event come first, in commit order across the
+    pointers (deletes included), then the live ones."""
+    a, b = unique('w.resume.a'), unique('w.resume.b')
+    stream = EventStream(server, [a, b])
+    try:
+        wait_for(lambda: watchers(server) >= 1, what='the stream to watch')
+        s, r, _ = server.put(a, 1)
+        assert s == 200, r
+        wait_for(lambda: len(stream.snapshot()) >= 1, what='the first event')
+        last = stream.snapshot()[-1][0]
+        assert last == r['version']
+    finally:
+        stream.close()
+    missed = []
+    for p, value in ((b, 'x'), (a, 2), (b, None), (a, 3)):
+        s, r, _ = server.call('DELETE', f'/ptr/{p}') if value is None else server.put(p, value)
+        assert s == 200, r
+        missed.append((r['version'], {'ptr': p, 'value': value, 'version': None if value is None else r['version']}))
+    again = EventStream(server, [a, b], headers={'Last-Event-ID': last})
+    try:
+        wait_for(lambda: len(again.snapshot()) >= 4, what='the missed events')
+        time.sleep(0.2)
+        assert again.snapshot() == missed
+        s, r, _ = server.put(a, 4)
+        assert s == 200, r
+        wait_for(lambda: len(again.snapshot()) >= 5, what='a live event after the missed ones')
+        assert again.snapshot()[4] == (r['version'], {'ptr': a, 'value': 4, 'version': r['version']})
+    finally:
+        again.close()
+    # An id that is not a version, or one not older than the stream, asks for nothing: the
+    # first event is the next change.
+    for n, bad in enumerate(('nonsense', None, 'ffffffffffffffffffff')):
+        bad = bad or r['version']  # the newest change: nothing came after it
+        third = EventStream(server, [a, b], headers={'Last-Event-ID': bad})
+        try:
+            time.sleep(0.3)
+            s, r, _ = server.put(b, n)
+            assert s == 200, r
+            wait_for(lambda: len(third.snapshot()) >= 1, what='the next change')
+            time.sleep(0.2)
+            assert third.snapshot() == [(r['version'], {'ptr': b, 'value': n, 'version': r['version']})], bad
+        finally:
+            third.close()
 
 
 def test_watch_answers_are_bounded_like_reads(server):
