@@ -563,6 +563,50 @@ enum OpenAPIDocument {
                 "$ref": "#/components/responses/Unavailable"
               }
             }
+          },
+          "head": {
+            "tags": [
+              "pointers"
+            ],
+            "operationId": "pointerHistoryHead",
+            "summary": "Like GET, without a body",
+            "description": "Answers the status and headers the GET would, without a body.",
+            "parameters": [
+              {
+                "$ref": "#/components/parameters/Limit"
+              },
+              {
+                "name": "before",
+                "in": "query",
+                "required": false,
+                "schema": {
+                  "type": "string"
+                },
+                "description": "Only versions strictly older than this version or ISO-8601 instant (older than the retention window: 410 `pruned`)."
+              }
+            ],
+            "responses": {
+              "200": {
+                "description": "The versions",
+                "headers": {
+                  "Restm-Ts": {
+                    "$ref": "#/components/headers/Restm-Ts"
+                  },
+                  "X-Request-Id": {
+                    "$ref": "#/components/headers/X-Request-Id"
+                  }
+                }
+              },
+              "400": {
+                "$ref": "#/components/responses/BadRequestHead"
+              },
+              "410": {
+                "$ref": "#/components/responses/PrunedHead"
+              },
+              "503": {
+                "$ref": "#/components/responses/UnavailableHead"
+              }
+            }
           }
         },
         "/ptrs": {
@@ -627,6 +671,55 @@ enum OpenAPIDocument {
               },
               "503": {
                 "$ref": "#/components/responses/Unavailable"
+              }
+            }
+          },
+          "head": {
+            "tags": [
+              "pointers"
+            ],
+            "operationId": "listPointersHead",
+            "summary": "Like GET, without a body",
+            "description": "Answers the status and headers the GET would, without a body.",
+            "parameters": [
+              {
+                "name": "prefix",
+                "in": "query",
+                "required": false,
+                "schema": {
+                  "type": "string",
+                  "pattern": "^[A-Za-z0-9._:~-]{0,256}$"
+                }
+              },
+              {
+                "name": "after",
+                "in": "query",
+                "required": false,
+                "schema": {
+                  "$ref": "#/components/schemas/PointerId"
+                }
+              },
+              {
+                "$ref": "#/components/parameters/Limit"
+              }
+            ],
+            "responses": {
+              "200": {
+                "description": "A page of ids",
+                "headers": {
+                  "Restm-Ts": {
+                    "$ref": "#/components/headers/Restm-Ts"
+                  },
+                  "X-Request-Id": {
+                    "$ref": "#/components/headers/X-Request-Id"
+                  }
+                }
+              },
+              "400": {
+                "$ref": "#/components/responses/BadRequestHead"
+              },
+              "503": {
+                "$ref": "#/components/responses/UnavailableHead"
               }
             }
           }
@@ -905,6 +998,47 @@ enum OpenAPIDocument {
               },
               "503": {
                 "$ref": "#/components/responses/Unavailable"
+              }
+            }
+          },
+          "head": {
+            "tags": [
+              "transactions"
+            ],
+            "operationId": "txnStatusHead",
+            "summary": "Like GET, without a body",
+            "description": "Answers the status and headers the GET would, without a body.",
+            "parameters": [
+              {
+                "$ref": "#/components/parameters/Txn"
+              }
+            ],
+            "responses": {
+              "200": {
+                "description": "The status",
+                "headers": {
+                  "Restm-Ts": {
+                    "$ref": "#/components/headers/Restm-Ts"
+                  },
+                  "X-Request-Id": {
+                    "$ref": "#/components/headers/X-Request-Id"
+                  }
+                }
+              },
+              "400": {
+                "$ref": "#/components/responses/BadRequestHead"
+              },
+              "404": {
+                "$ref": "#/components/responses/NotFoundHead"
+              },
+              "405": {
+                "$ref": "#/components/responses/MethodNotAllowedHead"
+              },
+              "410": {
+                "$ref": "#/components/responses/PrunedHead"
+              },
+              "503": {
+                "$ref": "#/components/responses/UnavailableHead"
               }
             }
           }
@@ -2407,6 +2541,30 @@ enum OpenAPIDocument {
               },
               "400": {
                 "$ref": "#/components/responses/BadRequest"
+              }
+            }
+          },
+          "head": {
+            "tags": [
+              "system"
+            ],
+            "operationId": "prometheusHead",
+            "summary": "Like GET, without a body",
+            "description": "Answers the status and headers the GET would, without a body.",
+            "responses": {
+              "200": {
+                "description": "Prometheus text format 0.0.4",
+                "headers": {
+                  "Restm-Ts": {
+                    "$ref": "#/components/headers/Restm-Ts"
+                  },
+                  "X-Request-Id": {
+                    "$ref": "#/components/headers/X-Request-Id"
+                  }
+                }
+              },
+              "400": {
+                "$ref": "#/components/responses/BadRequestHead"
               }
             }
           }

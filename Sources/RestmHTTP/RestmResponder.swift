@@ -182,12 +182,12 @@ public struct RestmResponder: HTTPResponder {
 
         case ("ptr", 3) where segments[2] == "history":
             route = "GET /ptr/{p}/history"
-            try only(.get)
+            try only(.get, .head)
             return try await history(request, try decoded(segments[1]))
 
         case ("ptrs", 1):
             route = "GET /ptrs"
-            try only(.get)
+            try only(.get, .head)
             return try await listPointers(request)
 
         case ("batch", 1):
@@ -207,7 +207,7 @@ public struct RestmResponder: HTTPResponder {
 
         case ("txn", 2):
             route = "GET /txn/{t}"
-            try only(.get)
+            try only(.get, .head)
             return try await txnStatus(request, try decoded(segments[1]))
 
         case ("txn", 3) where segments[2] == "read" || segments[2] == "commit" || segments[2] == "abort":
@@ -246,7 +246,7 @@ public struct RestmResponder: HTTPResponder {
 
         case ("metrics", 1):
             route = "GET /metrics"
-            try only(.get)
+            try only(.get, .head)
             return Reply.text(MetricsReport(node: node, tasks: tasks).prometheus(), contentType: "text/plain; version=0.0.4")
 
         case ("task", _), ("demo", _):

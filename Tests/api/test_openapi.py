@@ -42,12 +42,12 @@ ROUTES = {
     ('GET', '/'), ('HEAD', '/'),
     ('POST', '/ptr'),
     ('GET', '/ptr/{p}'), ('HEAD', '/ptr/{p}'), ('PUT', '/ptr/{p}'), ('DELETE', '/ptr/{p}'),
-    ('GET', '/ptr/{p}/history'),
-    ('GET', '/ptrs'),
+    ('GET', '/ptr/{p}/history'), ('HEAD', '/ptr/{p}/history'),
+    ('GET', '/ptrs'), ('HEAD', '/ptrs'),
     ('POST', '/batch'),
     ('POST', '/txn'),
     ('POST', '/txn/begin'),
-    ('GET', '/txn/{t}'),
+    ('GET', '/txn/{t}'), ('HEAD', '/txn/{t}'),
     ('POST', '/txn/{t}/read'), ('POST', '/txn/{t}/commit'), ('POST', '/txn/{t}/abort'),
     ('POST', '/watch'),
     ('GET', '/events'),
@@ -63,7 +63,7 @@ ROUTES = {
     ('GET', '/sys/shutdown'), ('POST', '/sys/shutdown'),
     ('GET', '/sys/cluster'), ('HEAD', '/sys/cluster'),
     ('GET', '/sys/logs'), ('HEAD', '/sys/logs'),
-    ('GET', '/metrics'),
+    ('GET', '/metrics'), ('HEAD', '/metrics'),
     ('GET', '/openapi.json'), ('HEAD', '/openapi.json'),
 }
 
@@ -457,12 +457,14 @@ def test_realistic_requests_conform(server, doc, world):
     c(server, 'GET', '/ptr/{p}/history', {'p': a}, query={'before': '2000-01-01T00:00:00Z'}, status=410,
       code='pruned')
     c(server, 'GET', '/ptr/{p}/history', {'p': a}, query={'limit': -1}, status=400, code='bad_request')
+    c(server, 'HEAD', '/ptr/{p}/history', {'p': a}, status=200)
     c(server, 'POST', '/ptr', body={'hello': 'world'}, status=201)
     c(server, 'POST', '/ptr', status=201)
     c(server, 'POST', '/ptr', query={'txn': 't1.1.999999999'}, status=404, code='txn_not_found')
     _, r, _ = c(server, 'GET', '/ptrs', query={'prefix': pre, 'limit': 1}, status=200)
     c(server, 'GET', '/ptrs', query={'prefix': pre, 'after': r['next'] or a}, status=200)
     c(server, 'GET', '/ptrs', query={'prefix': 'a b'}, status=400, code='bad_pointer')
+    c(server, 'HEAD', '/ptrs', query={'prefix': pre}, status=200)
 
     # transactions
     _, r, _ = c(server, 'POST', '/txn/begin', body={'reads': [a, gone], 'timeoutMs': 60000}, status=201)
@@ -498,6 +500,8 @@ def test_realistic_requests_conform(server, doc, world):
     c(server, 'POST', '/txn/{t}/abort', {'t': 'nope'}, status=404, code='txn_not_found')
     c(server, 'POST', '/txn/{t}/read', {'t': 'nope'}, body={'ptrs': []}, status=404, code='txn_not_found')
     c(server, 'GET', '/txn/{t}', {'t': 'nope'}, status=404, code='txn_not_found')
+    c(server, 'HEAD', '/txn/{t}', {'t': t2}, status=200)
+    c(server, 'HEAD', '/txn/{t}', {'t': 'nope'}, status=404)
     c(server, 'GET', '/txn/{t}', {'t': 'begin'}, status=405, code='method_not_allowed')
     # a write-write conflict: t3 read a, a changed and t3 writes it
     _, r, _ = c(server, 'POST', '/txn/begin', body={'reads': [a]}, status=201)
@@ -585,6 +589,7 @@ def test_realistic_requests_conform(server, doc, world):
     c(server, 'POST', '/sys/init', status=200)
     c(server, 'GET', '/sys/init', status=200)
     c(server, 'GET', '/metrics', status=200)
+    c(server, 'HEAD', '/metrics', status=200)
     c(server, 'GET', '/sys/health', headers={'Restm-After': 'not a token'}, status=400, code='bad_timestamp')
     c(server, 'GET', '/sys/info', headers={'Restm-After': 'ffffffffffffffff0001'}, status=400, code='bad_timestamp')
     _, _, h = c(server, 'GET', '/sys/info', status=200)
