@@ -11,6 +11,9 @@ public struct OneShotRequest: Sendable {
     /// `GET /txn/{id}`, and a second request with the same id does not run again.
     public var txn: String?
 
+    /// Every pointer it reads, expects or writes (a pointer may come more than once).
+    var touched: [String] { reads + expect.map(\.0) + writes.map(\.0) }
+
     public init(reads: [String] = [], expect: [(String, Timestamp?)] = [], writes: [(String, String?)] = [], txn: String? = nil) {
         self.reads = reads
         self.expect = expect
@@ -29,12 +32,26 @@ public struct OneShotResult: Sendable {
 extension Node {
     /// Runs `body` as its own transaction, retrying conflicts inside the node with jittered
     /// backoff until the deadline; only then does a conflict reach the caller.
-    func autoRetry<T: Sendable>(id: String? = nil, _ body: (Txn) async throws -> T) async throws -> T {
+    func autoRetry<T: Sendable>(id: String? = nil, touching: [String], _ body: (Txn) async throws -> T) async throws -> T {
         let deadline = physicalMillis + UInt64(limits.autoRetryDeadlineMs)
+        // Retries take turns on the pointers they touch (all at once, in arrival order), so
+        // that writers colliding on a hot pointer go one after another instead of failing
+        // each other until one gives up; an attempt touching pointers in turn joins the line
+        // even before it has conflicted. Larger transactions retry without turns.
+        let queues = touching.count <= LocalLocks.pointersMax
+        var turns: [String]?  // `touching` without repeats, made when first needed
         var attempt = 0
         var priority: Timestamp?
         while true {
             attempt += 1
+            var held: [String]?
+            if queues, attempt > 1 || retryTurns.anyHeld(touching) {
+                let mine = turns ?? Self.distinct(touching.map { ($0, ()) }).map(\.0)
+                turns = mine
+                await retryTurns.acquire(mine)
+                held = mine
+            }
+            defer { if let held { retryTurns.release(held) } }
             let t = try await begin(priority: priority, register: false, id: id)
             priority = priority ?? t.rv
             do {
@@ -44,8 +61,12 @@ extension Node {
                 if physicalMillis >= deadline {
                     throw RestmError.conflict("\(e.message) (still conflicting after \(attempt) attempts)")
                 }
-                let capMicros = min(50_000, 200 << min(attempt, 8))
-                try await Task.sleep(for: .microseconds(Int.random(in: capMicros / 2...capMicros)))
+                // In turn, the next attempt waits for the ones ahead of it; without turns
+                // (a large transaction), it backs off.
+                if !queues {
+                    let capMicros = min(50_000, 200 << min(attempt, 8))
+                    try await Task.sleep(for: .microseconds(Int.random(in: capMicros / 2...capMicros)))
+                }
             } catch {
                 abort(t, reason: "failed")
                 throw error
@@ -85,7 +106,7 @@ extension Node {
     /// current version (else 412 with the current version), checked in the same transaction.
     public func put(_ ptr: String, value: String?, when condition: VersionCondition?) async throws -> Timestamp {
         try PointerID.validate(ptr)
-        return try await autoRetry { t in
+        return try await autoRetry(touching: [ptr]) { t in
             if let condition {
                 let current = try await self.read(t, ptr)
                 guard condition.holds(for: current.version) else {
@@ -118,7 +139,8 @@ extension Node {
             throw RestmError.conflict("could not find a free pointer id")
         }
         if let t { return try await pick(t) }
-        return try await autoRetry { t in
+        // Fresh ids collide with nothing: no turns to take.
+        return try await autoRetry(touching: []) { t in
             let id = try await pick(t)
             _ = try await self.commit(t)
             return id
@@ -151,7 +173,7 @@ extension Node {
         }
         guard let cid = req.txn else {
             var attempt = 0
-            var r = try await autoRetry { t in
+            var r = try await autoRetry(touching: req.touched) { t in
                 attempt += 1
                 return try await self.oneShotAttempt(t, req)
             }
@@ -189,7 +211,7 @@ extension Node {
             // restart the same request may come again (its first run committed), and a
             // reader may have resolved a stalled attempt's intents as aborted. Either way the
             // store refuses a second record, and the recorded outcome is the answer.
-            var r = try await autoRetry(id: cid) { t in
+            var r = try await autoRetry(id: cid, touching: req.touched) { t in
                 attempt += 1
                 if attempt > 1, let known = try await storeCall("record", { try self.store.record(of: cid) }) {
                     throw AlreadyRecorded(status: known)

@@ -71,6 +71,9 @@ public final class Node: Sendable {
     /// Transactions whose commit this node is running (registered or not): their intents
     /// are alive whatever their lease says.
     let committingTxns = Mutex<Set<String>>([])
+    /// Turns of the node's own retries (`autoRetry`): after a conflict, a retry waits its
+    /// turn on the pointers it touches, and first attempts on pointers in turn join the line.
+    let retryTurns = LocalLocks()
     let sequence = Atomic<UInt64>(0)
     let io = DispatchQueue(label: "restm.store-readers", attributes: .concurrent)
     /// Version GC: its published cut (raw timestamp) and progress.

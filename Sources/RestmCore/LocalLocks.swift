@@ -1,7 +1,7 @@
 import Synchronization
 
-/// The contention manager of a `TransactionalMemory`: after a conflict, a transaction's next
-/// attempt first takes in-process locks on the pointers the failed attempt touched, all of
+/// The contention manager of a `TransactionalMemory` (and of a node's own retries): after a
+/// conflict, a transaction's next attempt first takes in-process locks on the pointers the failed attempt touched, all of
 /// them at once or none (it never holds some while waiting for others, so there is no
 /// deadlock and no convoy behind a half-locked set), and releases them when the attempt ends.
 /// Transactions of this process that keep colliding on the same pointers then take turns
@@ -9,7 +9,7 @@ import Synchronization
 /// for correctness (the node still checks every commit). Waiters are served in arrival
 /// order per pointer: a waiter is granted only when all its pointers are free and no earlier
 /// waiter wants one of them, so none starves.
-final class LocalLocks: Sendable {
+public final class LocalLocks: Sendable {
     struct Waiter {
         var ptrs: [String]
         var resume: CheckedContinuation<Void, Never>
@@ -21,21 +21,23 @@ final class LocalLocks: Sendable {
     }
 
     /// Pointers one attempt may lock; a larger transaction retries without queueing.
-    static let pointersMax = 64
+    public static let pointersMax = 64
 
     private let state = Mutex(State())
 
-    var heldCount: Int { state.withLock { $0.held.count } }
-    var waitingCount: Int { state.withLock { $0.waiting.count } }
+    public init() {}
+
+    public var heldCount: Int { state.withLock { $0.held.count } }
+    public var waitingCount: Int { state.withLock { $0.waiting.count } }
 
     /// Whether another attempt holds a lock on one of `ptrs`.
-    func anyHeld(_ ptrs: [String]) -> Bool {
+    public func anyHeld(_ ptrs: [String]) -> Bool {
         state.withLock { s in !s.held.isEmpty && ptrs.contains { s.held.contains($0) } }
     }
 
     /// Takes every lock of `ptrs` (unique), waiting in line while any is held or wanted by an
     /// earlier waiter.
-    func acquire(_ ptrs: [String]) async {
+    public func acquire(_ ptrs: [String]) async {
         let now: Bool = state.withLock { s in
             guard Self.free(ptrs, in: s) else { return false }
             s.held.formUnion(ptrs)
@@ -57,7 +59,7 @@ final class LocalLocks: Sendable {
 
     /// Releases `ptrs` and grants, in arrival order, every waiter whose pointers are now all
     /// free and wanted by no earlier waiter still in line.
-    func release(_ ptrs: [String]) {
+    public func release(_ ptrs: [String]) {
         let granted: [CheckedContinuation<Void, Never>] = state.withLock { s in
             s.held.subtract(ptrs)
             guard !s.waiting.isEmpty else { return [] }
