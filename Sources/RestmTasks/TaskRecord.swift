@@ -95,6 +95,8 @@ struct QueueShard: Sendable {
     /// The oldest chunk that may hold ready ids, and the newest (the one appended to).
     var head = 0
     var tail = 0
+    /// Ready ids in the shard, inline and in chunks.
+    var count = 0
 
     init() {}
 
@@ -111,6 +113,8 @@ struct QueueShard: Sendable {
         }
         head = max(0, v["head"]?.intValue ?? 0)
         tail = max(head, v["tail"]?.intValue ?? head)
+        // A header written before chunks has its whole queue inline.
+        count = max(0, v["count"]?.intValue ?? ready.count)
     }
 
     var value: JSONValue {
@@ -125,7 +129,7 @@ struct QueueShard: Sendable {
                         ])
                     })
             ),
-            ("head", .number(String(head))), ("tail", .number(String(tail))),
+            ("head", .number(String(head))), ("tail", .number(String(tail))), ("count", .number(String(count))),
         ]
         if !ready.isEmpty { m.insert(("ready", .array(ready.map { .string($0) })), at: 0) }
         return .object(m)

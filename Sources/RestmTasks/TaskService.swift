@@ -26,6 +26,10 @@ public struct TaskConfiguration: Sendable {
     /// Ready ids per chunk of a queue shard (`tasks:q<i>.<n>`): what one enqueue or claim
     /// rewrites, whatever the queue's length.
     public var readyChunkMax: Int = 64
+    /// A ready task of a kind this node lacks is left for a node that has it; queued this
+    /// long with no node claiming it, it fails ("no worker knows its kind") instead of
+    /// holding its queue shard's head for ever.
+    public var foreignKindWaitMs: Int = 600_000
     /// Subtasks one step may spawn.
     public var childrenMax: Int = 1_024
     /// Tasks visited when `info` sums the progress of a tree.
@@ -195,6 +199,12 @@ public final class TaskService: Sendable {
                         return .tidied
                     }
                     guard self.kinds.kind(rec.kind) != nil else { continue }
+                    if try await self.ancestry(tx, rec) == .expired {
+                        shard.claims.remove(at: ci)
+                        try await tx.write(p, shard.value)
+                        try await tx.delete(Self.pointer(id))
+                        return .tidied
+                    }
                     if self.oversize(rec) {
                         shard.claims.remove(at: ci)
                         try await tx.write(p, shard.value)
@@ -214,11 +224,13 @@ public final class TaskService: Sendable {
                 // Ready tasks, oldest first (up to 16 looked at): the inline list of an older
                 // store, then the chunks from the head on.
                 var examined = 0
+                var chunksRead = 0
                 var source: Int? = shard.ready.isEmpty ? shard.head : nil  // nil: the inline list
-                while examined < 16 {
+                while examined < 16, chunksRead < 4 {
                     let here = source
                     var ready = shard.ready
                     if let n = here {
+                        chunksRead += 1
                         ready = ReadyChunk(try await tx.read(self.chunkPointer(i, n))).ids
                         if ready.isEmpty, n == shard.head, shard.head < shard.tail {
                             // An emptied chunk before the tail: move the head past it.
@@ -233,18 +245,25 @@ public final class TaskService: Sendable {
                             try await self.saveReady(tx, i, &shard, chunk: here, ready)
                             return .tidied
                         }
-                        guard self.kinds.kind(rec.kind) != nil else { continue }
-                        // Failing a task fails its ancestors up to the root, not the rest of the
-                        // tree: a task whose parent or root has failed is moot.
-                        var moot = false
-                        for aid in [rec.parent, rec.root].compactMap({ $0 }) where !moot {
-                            if let av = try await tx.read(Self.pointer(aid)), let a = try? TaskRecord(av, id: aid), a.status == .failed {
-                                moot = true
-                            }
+                        guard self.kinds.kind(rec.kind) != nil else {
+                            // Left for a node that has the kind, unless none has claimed it
+                            // for so long that none has.
+                            guard now > rec.updated + UInt64(max(0, self.configuration.foreignKindWaitMs)) else { continue }
+                            ready.remove(at: j)
+                            try await self.saveReady(tx, i, &shard, chunk: here, ready)
+                            rec.attempts = self.configuration.attemptsMax
+                            try await self.fail(tx, id, &rec, "no worker knows the kind \(JSONWriter.quoted(rec.kind)): it was queued \((now - rec.updated) / 1000) s and never claimed")
+                            return .tidied
                         }
+                        let ancestry = try await self.ancestry(tx, rec)
                         ready.remove(at: j)
                         try await self.saveReady(tx, i, &shard, chunk: here, ready)
-                        if moot {
+                        if ancestry == .expired {
+                            // Its tree has expired (the sweeper deleted an ancestor): it goes too.
+                            try await tx.delete(Self.pointer(id))
+                            return .tidied
+                        }
+                        if ancestry == .failed {
                             // An ancestor failed: this subtree's work is moot; fail it unrun.
                             rec.status = .failed
                             rec.error = "not run: an ancestor failed"
@@ -271,6 +290,20 @@ public final class TaskService: Sendable {
         }
         if case .claimed(let c) = step { return c }
         return nil
+    }
+
+    enum Ancestry { case live, failed, expired }
+
+    /// Whether a task's parent or root has failed (its work is moot: failing a task fails its
+    /// ancestors up to the root, not the rest of the tree), or is gone (its tree expired and
+    /// is being deleted).
+    func ancestry(_ tx: any Transaction, _ rec: TaskRecord) async throws -> Ancestry {
+        var failed = false
+        for aid in [rec.parent, rec.root].compactMap({ $0 }) {
+            guard let av = try await tx.read(Self.pointer(aid)) else { return .expired }
+            if let a = try? TaskRecord(av, id: aid), a.status == .failed { failed = true }
+        }
+        return failed ? .failed : .live
     }
 
     /// Claims task `id` for this worker: a new claim (fresh token and lease) in the shard,
@@ -512,8 +545,9 @@ public final class TaskService: Sendable {
 
     // MARK: expiring finished trees
 
-    /// Finished roots, in the order they finished (`{"task", "at"}`), spread over as many
-    /// lists as the queue has shards so that finishing roots seldom conflict.
+    /// Finished roots, in the order they finished (`{"task", "at"}`), spread over 16 lists so
+    /// that finishing roots seldom conflict.
+    static let finishedLists = 16
     func finishedRoots(_ k: Int) -> TList { try! TList("tasks:done\(k)") }
 
     /// The tree being deleted: `{"stack": [...]}`, a stack of what is left to delete — a
@@ -527,7 +561,7 @@ public final class TaskService: Sendable {
 
     /// A tree whose root is `id` has finished: it expires after the retention.
     func rootFinished(_ tx: any Transaction, _ id: String) async throws {
-        let list = finishedRoots(Int.random(in: 0..<max(1, configuration.queueShards)))
+        let list = finishedRoots(Int.random(in: 0..<Self.finishedLists))
         try await list.push(tx, .object([("task", .string(id)), ("at", .number(String(now)))]))
     }
 
@@ -545,29 +579,36 @@ public final class TaskService: Sendable {
     }
 
     /// One transaction of deleting expired trees: goes on with the tree being deleted, or
-    /// starts on the oldest expired one. False when there was nothing to do.
+    /// starts on the oldest finished tree if it is past the retention, or if more than
+    /// `finishedRootsMax` trees are kept (and it finished more than a few leases ago). False
+    /// when there was nothing to do.
     func sweepStep() async throws -> Bool {
-        try await memory.atomically { tx -> Bool in
+        let expired = try await memory.atomically { tx -> Int? in
             if let state = try await tx.read(Self.sweepPointer) {
-                try await self.sweepSome(tx, state)
-                return true
+                return try await self.sweepSome(tx, state)
             }
             let now = self.now
-            let lists = max(1, self.configuration.queueShards)
-            let kept = max(1, self.configuration.finishedRootsMax / lists)
-            for k in 0..<lists {
+            var kept = 0
+            var oldest: (list: TList, id: String, at: UInt64)?
+            for k in 0..<Self.finishedLists {
                 let list = self.finishedRoots(k)
                 guard let head = try await list.peek(tx) else { continue }
+                kept += try await list.count(tx)
                 let at = UInt64(max(0, head["at"]?.intValue ?? 0))
-                let expired = at + UInt64(max(0, self.configuration.finishedRetentionMs)) <= now
-                if !expired, try await list.count(tx) <= kept { continue }
-                _ = try await list.popIfAny(tx)
-                guard let id = head["task"]?.stringValue, Self.isTaskID(id) else { return true }
-                try await tx.write(Self.sweepPointer, .object([("stack", .array([Self.sweepItem(id, consumed: false)]))]))
-                return true
+                if oldest == nil || at < oldest!.at { oldest = (list, head["task"]?.stringValue ?? "", at) }
             }
-            return false
+            guard let oldest else { return nil }
+            let retention = UInt64(max(0, self.configuration.finishedRetentionMs))
+            let settled = UInt64(3 * max(0, self.configuration.leaseMs))
+            guard oldest.at + retention <= now || (kept > self.configuration.finishedRootsMax && oldest.at + settled <= now) else { return nil }
+            _ = try await oldest.list.popIfAny(tx)
+            guard Self.isTaskID(oldest.id) else { return 0 }
+            try await tx.write(Self.sweepPointer, .object([("stack", .array([Self.sweepItem(oldest.id, consumed: false)]))]))
+            return 0
         }
+        guard let expired else { return false }
+        if expired > 0 { node.metrics.count("task_expired", by: expired) }
+        return true
     }
 
     static func sweepItem(_ id: String, consumed: Bool) -> JSONValue {
@@ -575,48 +616,57 @@ public final class TaskService: Sendable {
     }
 
     /// Deletes up to `sweepPointersMax` pointers of the tree being deleted, top down: a
-    /// task's record, its counter, then its children and its kind's leftovers.
-    func sweepSome(_ tx: any Transaction, _ state: JSONValue) async throws {
+    /// task's record, its counter, its kind's leftovers (deleted next, before its children:
+    /// the stack stays small), then its children. Answers how many records it deleted.
+    func sweepSome(_ tx: any Transaction, _ state: JSONValue) async throws -> Int {
         var stack: [JSONValue] = []
         if case .array(let a) = state["stack"] { stack = a }
         var bytes = stack.reduce(0) { $0 + ($1.stringValue?.utf8.count ?? 40) + 4 }
         var deleted = 0
+        var records = 0
         while deleted < Self.sweepPointersMax, let item = stack.popLast() {
             if let p = item.stringValue {
                 if PointerID.isValid(p) { try await tx.delete(p) }
                 deleted += 1
+                bytes -= p.utf8.count + 4
                 continue
             }
+            bytes -= 40
             guard let id = item["t"]?.stringValue, Self.isTaskID(id) else { continue }
             guard let v = try await tx.read(Self.pointer(id)), let rec = try? TaskRecord(v, id: id) else { continue }
             try await tx.delete(Self.pointer(id))
             deleted += 1
-            node.metrics.count("task_expired")
+            records += 1
             if rec.status == .waiting {
                 try await tx.delete(Self.pendingPointer(id))
                 deleted += 1
             }
-            if let kind = kinds.kind(rec.kind) {
-                let remains = TaskRemains(
-                    status: rec.status.rawValue, input: rec.input, state: rec.state, result: rec.result,
-                    consumed: item["c"]?.boolValue ?? false)
-                let extra = kind.leftovers(remains).filter { PointerID.isValid($0) }
-                let extraBytes = extra.reduce(0) { $0 + $1.utf8.count + 4 }
-                if bytes + extraBytes <= Self.sweepStackBytesMax {
-                    stack += extra.map { .string($0) }
-                    bytes += extraBytes
-                } else {
-                    node.logger.warning("a finished task's leftovers are too many to delete; they stay", metadata: ["restm.task": "\(id)", "pointers": "\(extra.count)"])
-                }
-            }
             stack += rec.children.map { Self.sweepItem($0, consumed: rec.status == .done) }
             bytes += rec.children.count * 40
+            guard let kind = kinds.kind(rec.kind) else {
+                node.logger.warning("a finished task of a kind this node lacks goes without its leftovers", metadata: ["restm.task": "\(id)", "kind": "\(rec.kind)"])
+                continue
+            }
+            let remains = TaskRemains(
+                status: rec.status.rawValue, input: rec.input, state: rec.state, result: rec.result,
+                consumed: item["c"]?.boolValue ?? false)
+            let extra = kind.leftovers(remains).filter { PointerID.isValid($0) }
+            let extraBytes = extra.reduce(0) { $0 + $1.utf8.count + 4 }
+            guard bytes + extraBytes <= Self.sweepStackBytesMax else {
+                node.logger.warning("a finished task's leftovers are too many to delete; they stay", metadata: ["restm.task": "\(id)", "pointers": "\(extra.count)"])
+                continue
+            }
+            // Reversed: the first named (a list's head and tail) go first, so that a reader
+            // meanwhile finds no list rather than a list without its elements.
+            stack += extra.reversed().map { .string($0) }
+            bytes += extraBytes
         }
         if stack.isEmpty {
             try await tx.delete(Self.sweepPointer)
         } else {
             try await tx.write(Self.sweepPointer, .object([("stack", .array(stack))]))
         }
+        return records
     }
 
     // MARK: submitting and watching
@@ -640,18 +690,18 @@ public final class TaskService: Sendable {
             let tailPointer = chunkPointer(i, shard.tail)
             var chunk = ReadyChunk(try await tx.read(tailPointer))
             // Submissions stop at the soft limit; subtasks and re-queues may go up to four
-            // times it (so a running tree can finish). Chunks before the tail count as full.
-            let queued = shard.ready.count + (shard.tail - shard.head) * chunkMax + chunk.ids.count
+            // times it (so a running tree can finish).
             let cap = bounded ? configuration.readyPerShardMax : configuration.readyPerShardMax * 4
-            if queued >= cap { continue }
+            if shard.count >= cap { continue }
             if chunk.ids.count >= chunkMax {
                 shard.tail += 1
-                try await tx.write(p, shard.value)
                 try await tx.write(chunkPointer(i, shard.tail), ReadyChunk(ids: [id]).value)
             } else {
                 chunk.ids.append(id)
                 try await tx.write(tailPointer, chunk.value)
             }
+            shard.count += 1
+            try await tx.write(p, shard.value)
             return
         }
         throw RestmError(.overloaded, "the task queue is full (\(shards * configuration.readyPerShardMax) ready tasks)")
@@ -659,21 +709,20 @@ public final class TaskService: Sendable {
 
     /// Writes back the ready ids a claim left in `chunk` (nil: the shard's inline list). An
     /// emptied chunk is deleted, and the head moves past it while newer chunks exist.
+    /// The header's `count` goes down by the one id taken.
     func saveReady(_ tx: any Transaction, _ i: Int, _ shard: inout QueueShard, chunk: Int?, _ ready: [String]) async throws {
-        guard let n = chunk else {
+        shard.count = max(0, shard.count - 1)
+        if let n = chunk {
+            if ready.isEmpty {
+                try await tx.delete(chunkPointer(i, n))
+                if n == shard.head, shard.head < shard.tail { shard.head += 1 }
+            } else {
+                try await tx.write(chunkPointer(i, n), ReadyChunk(ids: ready).value)
+            }
+        } else {
             shard.ready = ready
-            try await tx.write(shardPointer(i), shard.value)
-            return
         }
-        guard ready.isEmpty else {
-            try await tx.write(chunkPointer(i, n), ReadyChunk(ids: ready).value)
-            return
-        }
-        try await tx.delete(chunkPointer(i, n))
-        if n == shard.head, shard.head < shard.tail {
-            shard.head += 1
-            try await tx.write(shardPointer(i), shard.value)
-        }
+        try await tx.write(shardPointer(i), shard.value)
     }
 
     /// Room a task record keeps under the value limit for what running adds to it (the

@@ -346,28 +346,26 @@ import Testing
         #expect(c.id == mine)
         try await service.finish(c, result: .null, deleting: [])
 
-        // An older store's header: ready ids inline. Build one from two queued tasks.
-        let a = try await service.submit(TaskSpec(kind: "echo", input: .number("2")))
-        let b = try await service.submit(TaskSpec(kind: "echo", input: .number("3")))
-        try await service.memory.atomically { tx in
-            var header = QueueShard(try await tx.read("tasks:q0"))
-            for n in header.head...header.tail {
-                var chunk = ReadyChunk(try await tx.read("tasks:q0.\(n)"))
-                chunk.ids.removeAll { $0 == a || $0 == b }
-                try await tx.write("tasks:q0.\(n)", chunk.value)
-            }
-            header.ready = [a, b]
-            try await tx.write("tasks:q0", header.value)
+        // An older store's header: ready ids inline, no chunks, no head, tail or count.
+        let fresh = try await Self.node()
+        let old = TaskService(node: fresh, kinds: Self.echo(), configuration: Self.chunked(shards: 1, chunk: 2))
+        let a = try await old.submit(TaskSpec(kind: "echo", input: .number("2")))
+        let b = try await old.submit(TaskSpec(kind: "echo", input: .number("3")))
+        try await old.memory.atomically { tx in
+            for p in try await fresh.list(prefix: "tasks:q0.", after: nil, limit: 100).ptrs { try await tx.delete(p) }
+            try await tx.write("tasks:q0", try JSONValue.parse("{\"ready\": [\"\(a)\", \"\(b)\"], \"claims\": []}"))
         }
-        let later = try await service.submit(TaskSpec(kind: "echo", input: .number("4")))
+        let later = try await old.submit(TaskSpec(kind: "echo", input: .number("4")))
+        #expect(QueueShard(try await fresh.get("tasks:q0")?.value.map { try JSONValue.parse($0) }).count == 3)
         var order: [String] = []
         for _ in 0..<3 {
-            guard let c = try await service.claim() else { Issue.record("nothing to claim"); return }
+            guard let c = try await old.claim() else { Issue.record("nothing to claim"); return }
             order.append(c.id)
-            try await service.finish(c, result: .null, deleting: [])
+            try await old.finish(c, result: .null, deleting: [])
         }
         #expect(order == [a, b, later])
-        #expect(QueueShard(try await node.get("tasks:q0")?.value.map { try JSONValue.parse($0) }).ready.isEmpty)
+        let header = QueueShard(try await fresh.get("tasks:q0")?.value.map { try JSONValue.parse($0) })
+        #expect(header.ready.isEmpty && header.count == 0)
     }
 
     /// Each finishing subtask rewrote its parent's record (with the list of all its children)
@@ -418,7 +416,7 @@ import Testing
     @Test func finishedTreesExpireWithTheirOutputs() async throws {
         let node = try await Self.node()
         var config = Self.config(workers: 3)
-        config.finishedRetentionMs = 300
+        config.finishedRetentionMs = 2_000
         let service = TaskService(node: node, kinds: TaskKinds(SortDemo.kinds), configuration: config)
         service.start()
         let sort = try await service.submit(TaskSpec(kind: "demo.sort", input: .object([("n", .number("20000")), ("leaf", .number("2000")), ("fanout", .number("3"))])))
@@ -429,21 +427,13 @@ import Testing
         guard case .failed = try await Self.await(service, sum) else { Issue.record("the sum did not fail"); return }
         #expect(try await Self.awaitExpiry(service, sort), "the sort's tree was not deleted")
         #expect(try await Self.awaitExpiry(service, sum), "the failed tree was not deleted")
-        // Its cousins may still be running when the failed root goes; once the workers stop,
-        // the sweeper's last tree is done when `tasks:sweep` is gone.
+        // The sweeper's last tree is done when `tasks:sweep` is gone.
         for _ in 0..<200 where try await node.get(TaskService.sweepPointer)?.value != nil {
             try await Task.sleep(for: .milliseconds(50))
         }
         await service.stop()
         let left = try await Self.allPointers(node).filter { !$0.hasPrefix("tasks:q") && !$0.hasPrefix("tasks:done") }
-        let records = left.filter { $0.hasPrefix("task:") }
-        #expect(left.filter { !$0.hasPrefix("task:") }.isEmpty, "left behind: \(left.prefix(10))")
-        // The failed sum's cousins that finished after the sweep passed them may leave
-        // their own records (they are not part of the finished tree any more); none of the sort.
-        for p in records {
-            let rec = try TaskRecord(try JSONValue.parse(try await node.get(p)?.value ?? "null"), id: String(p.dropFirst(5)))
-            #expect(rec.kind == "demo.sum", "a \(rec.kind) record outlived its tree")
-        }
+        #expect(left.isEmpty, "left behind: \(left.prefix(10))")
     }
 
     /// Beyond `finishedRootsMax` the oldest finished trees go, however young; the newest stay
@@ -452,6 +442,7 @@ import Testing
         let node = try await Self.node()
         var config = Self.chunked(shards: 1, chunk: 64, workers: 2)
         config.finishedRootsMax = 2
+        config.leaseMs = 200  // beyond the bound, trees older than three leases go
         let service = TaskService(node: node, kinds: Self.echo(), configuration: config)
         service.start()
         var ids: [String] = []
@@ -466,5 +457,67 @@ import Testing
             #expect(v.intValue == n)
         }
         await service.stop()
+    }
+
+    /// The sweeper deletes a tree top down. A failed tree's queued tasks whose root was
+    /// already gone counted as live (only a root marked failed made them moot) and ran
+    /// again; they are now deleted unrun.
+    @Test func tasksOfAnExpiringTreeDoNotRunAgain() async throws {
+        let node = try await Self.node()
+        let ran = Counter()
+        let gate = Counter()
+        let kinds = Self.echo()
+        kinds.register(TaskKind("gated", run: { _ in
+            ran.add()
+            while gate.count == 0 { try await Task.sleep(for: .milliseconds(5)) }
+            return .done(.null)
+        }))
+        kinds.register(TaskKind("fan", run: { _ in .spawn((0..<20).map { _ in TaskSpec(kind: "gated", input: .null) }) }))
+        let service = TaskService(node: node, kinds: kinds, configuration: Self.chunked(shards: 1, chunk: 64, workers: 1))
+        service.start()
+        let root = try await service.submit(TaskSpec(kind: "fan", input: .null))
+        while ran.count == 0 { try await Task.sleep(for: .milliseconds(5)) }
+        // What the sweeper's first step does to a tree: its root's record goes.
+        try await service.memory.atomically { tx in try await tx.delete(TaskService.pointer(root)) }
+        gate.add()
+        var left = 20
+        for _ in 0..<400 where left > 1 {
+            try await Task.sleep(for: .milliseconds(25))
+            left = try await node.list(prefix: "task:", after: nil, limit: 100).ptrs.count
+        }
+        await service.stop()
+        #expect(ran.count == 1, "\(ran.count) subtasks of a deleted tree ran")
+        #expect(left <= 1, "\(left) records of the deleted tree's queued tasks are left")
+    }
+
+    /// A ready task of a kind no node has sat at its shard's head for ever (and a claim
+    /// read more chunks each time). Queued past `foreignKindWaitMs` without a claim, it
+    /// fails; the tasks behind it run.
+    @Test func aTaskNoWorkerKnowsFailsAfterItsWait() async throws {
+        let node = try await Self.node()
+        let gone = TaskService(node: node, kinds: TaskKinds([TaskKind("retired", run: { _ in .done(.null) })]), configuration: Self.chunked(shards: 1, chunk: 2))
+        let orphan = try await gone.submit(TaskSpec(kind: "retired", input: .null))
+        var config = Self.chunked(shards: 1, chunk: 2)
+        config.foreignKindWaitMs = 300
+        config.leaseMs = 600  // idle claims look again every half lease
+        let service = TaskService(node: node, kinds: Self.echo(), configuration: config)
+        let ids = try await (0..<5).asyncMap { n in try await service.submit(TaskSpec(kind: "echo", input: .number(String(n)))) }
+        service.start()
+        for (n, id) in ids.enumerated() {
+            guard case .done(let v) = try await Self.await(service, id) else { Issue.record("\(n) did not run"); return }
+            #expect(v.intValue == n)
+        }
+        guard case .failed(let why) = try await Self.await(service, orphan) else { Issue.record("the orphan did not fail"); return }
+        #expect(why.contains("no worker knows the kind"), "\(why)")
+        await service.stop()
+        #expect(QueueShard(try await node.get("tasks:q0")?.value.map { try JSONValue.parse($0) }).count == 0)
+    }
+}
+
+extension Sequence {
+    func asyncMap<T>(_ f: (Element) async throws -> T) async rethrows -> [T] {
+        var out: [T] = []
+        for e in self { out.append(try await f(e)) }
+        return out
     }
 }
