@@ -514,6 +514,33 @@ import Testing
     }
 }
 
+extension TasksTests {
+    /// A parent spawned by a binary before counters has no `tasks:pending:` pointer: its
+    /// children count down in its record, and the last one queues it.
+    @Test func aParentSpawnedBeforeCountersCountsDownInItsRecord() async throws {
+        let node = try await Self.node()
+        let service = TaskService(node: node, kinds: Self.echo(), configuration: Self.chunked(shards: 1, chunk: 64))
+        let pid = PointerID.random(prefix: "k")
+        var parent = TaskRecord(kind: "echo", input: .null, parent: nil, now: 0)
+        parent.status = .waiting
+        parent.phase = .reduce
+        parent.pending = 2
+        let value = parent.value
+        try await service.memory.atomically { tx in try await tx.write(TaskService.pointer(pid), value) }
+        func status() async throws -> (TaskRecord, Int) {
+            let rec = try await service.record(pid).0
+            let header = QueueShard(try await node.get("tasks:q0")?.value.map { try JSONValue.parse($0) })
+            return (rec, header.count)
+        }
+        try await service.memory.atomically { tx in try await service.childFinished(tx, pid) }
+        var (rec, queued) = try await status()
+        #expect(rec.status == .waiting && rec.pending == 1 && queued == 0)
+        try await service.memory.atomically { tx in try await service.childFinished(tx, pid) }
+        (rec, queued) = try await status()
+        #expect(rec.status == .queued && queued == 1)
+    }
+}
+
 extension Sequence {
     func asyncMap<T>(_ f: (Element) async throws -> T) async rethrows -> [T] {
         var out: [T] = []
