@@ -69,12 +69,13 @@ public final class HTTPBackend: TransactionBackend {
             Int64(requestTimeout.components.seconds) * 1_000_000_000 + requestTimeout.components.attoseconds / 1_000_000_000)
         let wire: any HTTPTransport
         if transport == .nio,
-            let nio = NIOTransport(url: base, connections: connections, requestTimeout: timeout, responseBytesMax: responseBytesMax)
+            let nio = NIOTransport(url: base, connections: connections, requestTimeout: timeout, responseBytesMax: responseBytesMax),
+            let parked = NIOTransport(url: base, connections: connections, requestTimeout: timeout, responseBytesMax: responseBytesMax)
         {
+            // Each has at most `connections` requests in flight: waits have their own, so
+            // that parked watches cannot crowd requests out.
             wire = nio
-            // NIOTransport opens a connection per request in flight (its limit is on idle
-            // ones): waits cannot crowd requests out.
-            waits = nio
+            waits = parked
         } else {
             wire = AHCTransport(base: base, connections: connections, requestTimeout: timeout, responseBytesMax: responseBytesMax)
             waits = AHCTransport(base: base, connections: connections, requestTimeout: timeout, responseBytesMax: responseBytesMax)
@@ -91,9 +92,7 @@ public final class HTTPBackend: TransactionBackend {
         // Both pools, whatever the first says.
         var failure: (any Error)?
         do { try await transport.shutdown() } catch { failure = error }
-        if waits is AHCTransport {
-            do { try await waits.shutdown() } catch { failure = failure ?? error }
-        }
+        do { try await waits.shutdown() } catch { failure = failure ?? error }
         if let failure { throw failure }
     }
 

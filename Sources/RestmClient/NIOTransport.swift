@@ -41,8 +41,9 @@ protocol HTTPTransport: Sendable {
 }
 
 /// A lean HTTP/1.1 transport straight on SwiftNIO, for load generators: a pool of keep-alive
-/// connections, one request at a time on each, no redirects, no TLS (`http://` only), no
-/// per-request allocation beyond the request's bytes and the response's body. It exists so
+/// connections, one request at a time on each and at most `connections` requests in flight,
+/// no redirects, no TLS (`http://` only), no per-request allocation beyond the request's
+/// bytes and the response's body. It exists so
 /// that `restm bench` spends less of the machine's CPU than the node it measures
 /// (AsyncHTTPClient costs about as much per request as the server does).
 final class NIOTransport: HTTPTransport {
@@ -55,6 +56,8 @@ final class NIOTransport: HTTPTransport {
     let requestTimeout: TimeAmount
     let responseBytesMax: Int
     private let idle = Mutex<[Connection]>([])
+    /// Requests in flight at most (`connections`): one more waits for a slot, in order.
+    private let slots: Slots
     private let group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
 
     /// Parses `http://host[:port]`; nil for any other scheme.
@@ -79,6 +82,7 @@ final class NIOTransport: HTTPTransport {
         }
         hostHeader = String(rest)
         connectionsMax = max(1, connections)
+        slots = Slots(max(1, connections))
         self.requestTimeout = requestTimeout
         self.responseBytesMax = responseBytesMax
     }
@@ -96,6 +100,9 @@ final class NIOTransport: HTTPTransport {
         func unsafe(_ s: String) -> Bool { s.utf8.contains { $0 <= 0x20 || $0 == 0x7f } }
         guard !unsafe(path) else { throw NIOTransportError.unsafeRequest("the path") }
         if let a = restmAfter, unsafe(a) { throw NIOTransportError.unsafeRequest("the Restm-After token") }
+        try await slots.acquire()
+        defer { slots.release() }
+        try Task.checkCancellation()  // cancelled while its slot was being handed over
         let conn: Connection
         if let c = idle.withLock({ $0.popLast() }), c.channel.isActive {
             conn = c
@@ -170,6 +177,67 @@ final class NIOTransport: HTTPTransport {
             .connect(host: host, port: port)
             .get()
         return Connection(channel: channel, handler: handler)
+    }
+
+    /// A counting semaphore for requests in flight: waiters are served in arrival order, and
+    /// a cancelled waiter leaves the line.
+    final class Slots: Sendable {
+        struct State {
+            var free: Int
+            var nextTicket: UInt64 = 0
+            var waiting: [(ticket: UInt64, resume: CheckedContinuation<Void, any Error>)] = []
+        }
+        private let state: Mutex<State>
+
+        init(_ count: Int) { state = Mutex(State(free: count)) }
+
+        func acquire() async throws {
+            let now: Bool = state.withLock { s in
+                guard s.free > 0, s.waiting.isEmpty else { return false }
+                s.free -= 1
+                return true
+            }
+            if now { return }
+            let ticket = state.withLock { s in
+                defer { s.nextTicket += 1 }
+                return s.nextTicket
+            }
+            try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+                    let outcome: Bool? = state.withLock { s in
+                        if Task.isCancelled { return false }
+                        if s.free > 0, s.waiting.isEmpty {
+                            s.free -= 1
+                            return true
+                        }
+                        s.waiting.append((ticket, c))
+                        return nil
+                    }
+                    switch outcome {
+                    case true?: c.resume()
+                    case false?: c.resume(throwing: CancellationError())
+                    case nil: break
+                    }
+                }
+            } onCancel: {
+                let c: CheckedContinuation<Void, any Error>? = state.withLock { s in
+                    guard let i = s.waiting.firstIndex(where: { $0.ticket == ticket }) else { return nil }
+                    return s.waiting.remove(at: i).resume
+                }
+                c?.resume(throwing: CancellationError())
+            }
+        }
+
+        func release() {
+            let next: CheckedContinuation<Void, any Error>? = state.withLock { s in
+                if s.waiting.isEmpty {
+                    s.free += 1
+                    return nil
+                }
+                return s.waiting.removeFirst().resume  // the slot passes to it
+            }
+            next?.resume()
+        }
     }
 
     /// A pooled connection. `reusable` is read after the exchange completed (the handler

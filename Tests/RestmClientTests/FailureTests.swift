@@ -219,6 +219,32 @@ import Testing
         try await server.close()
     }
 
+    /// The lean transport opened a connection for every request in flight beyond its idle
+    /// pool: a thousand concurrent requests were a thousand sockets. It now keeps at most
+    /// `connections` in flight; the others wait their turn (and leave the line if cancelled).
+    @Test func theLeanTransportKeepsItsConnectionsBounded() async throws {
+        let accepted = Counter()
+        // A server that accepts and never answers.
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in
+                accepted.add()
+                return channel.eventLoop.makeSucceededVoidFuture()
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        let port = try #require(server.localAddress?.port)
+        let lean = try #require(NIOTransport(url: "http://127.0.0.1:\(port)", connections: 2, requestTimeout: .seconds(30), responseBytesMax: 1 << 20))
+        let calls = (0..<8).map { _ in Task { try await lean.send(.GET, "/sys/health", body: nil, restmAfter: nil) } }
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(accepted.count == 2, "\(accepted.count) connections for 8 requests in flight and a limit of 2")
+        let start = ContinuousClock.now
+        for c in calls { c.cancel() }
+        for c in calls { await #expect(throws: CancellationError.self) { _ = try await c.value } }
+        #expect(ContinuousClock.now - start < .seconds(2))
+        #expect(accepted.count <= 4, "cancelled waiters must not connect")
+        try await lean.shutdown()
+        try await server.close()
+    }
+
     /// Watches have a node-wide byte budget besides their count: many watches of long ids
     /// could otherwise hold the node's memory until their timeouts.
     @Test func watchersAreBoundedByTheBytesTheyName() async throws {
