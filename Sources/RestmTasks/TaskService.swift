@@ -769,25 +769,38 @@ public final class TaskService: Sendable {
     }
 
     func info(_ id: String, _ rec: TaskRecord) async throws -> JSONValue {
+        // Level by level, 256 records per transaction: records may be large (a task's
+        // input), and a progress count needs no single snapshot.
         let walkMax = configuration.treeWalkMax
-        let (done, total, complete) = try await memory.atomically { tx -> (Int, Int, Bool) in
-            var done = rec.status == .done ? 1 : 0
-            var total = 1
-            var level = rec.children
-            while !level.isEmpty, total < walkMax {
-                let batch = Array(level.prefix(walkMax - total))
+        var done = rec.status == .done ? 1 : 0
+        var total = 1
+        var level = rec.children[...]
+        var next: [String] = []
+        while total < walkMax {
+            if level.isEmpty {
+                guard !next.isEmpty else { break }
+                level = next[...]
+                next = []
+            }
+            let batch = Array(level.prefix(min(256, walkMax - total)))
+            level = level.dropFirst(batch.count)
+            let (d, t, children) = try await memory.atomically { tx -> (Int, Int, [String]) in
                 let values = try await tx.read(batch.map(Self.pointer))
-                var next: [String] = []
+                var d = 0, t = 0
+                var children: [String] = []
                 for cid in batch {
                     guard let v = values[Self.pointer(cid)], let r = try? TaskRecord(v, id: cid) else { continue }
-                    total += 1
-                    if r.status == .done { done += 1 }
-                    next += r.children
+                    t += 1
+                    if r.status == .done { d += 1 }
+                    children += r.children
                 }
-                level = next
+                return (d, t, children)
             }
-            return (done, total, level.isEmpty)
+            done += d
+            total += t
+            next += children.prefix(walkMax)
         }
+        let complete = level.isEmpty && next.isEmpty
         var m: [(String, JSONValue)] = [
             ("task", .string(id)), ("kind", .string(rec.kind)), ("status", .string(rec.status.rawValue)),
             ("phase", .string(rec.phase.rawValue)),
