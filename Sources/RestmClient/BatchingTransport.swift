@@ -24,6 +24,8 @@ final class BatchingTransport: HTTPTransport {
         var path: String
         var body: String?
         var restmAfter: String?
+        /// Its caller's `RequestDeadline`: a batch ends at the latest of its items'.
+        var deadline: ContinuousClock.Instant?
         var answer: CheckedContinuation<HTTPAnswer, any Error>
     }
 
@@ -91,7 +93,7 @@ final class BatchingTransport: HTTPTransport {
             return try await inner.send(method, path, body: body, restmAfter: restmAfter)
         }
         return try await withCheckedThrowingContinuation { c in
-            let item = Item(method: method, path: path, body: body, restmAfter: restmAfter, answer: c)
+            let item = Item(method: method, path: path, body: body, restmAfter: restmAfter, deadline: RequestDeadline.current, answer: c)
             let goNow = state.withLock { s in
                 // A slot may have freed between the two locks: then this item goes now.
                 if s.lanes[lane].inFlight < inFlightMax {
@@ -157,7 +159,10 @@ final class BatchingTransport: HTTPTransport {
                 group.addTask {
                     self.exchangeCount.wrappingAdd(1, ordering: .relaxed)
                     do {
-                        item.answer.resume(returning: try await self.inner.send(item.method, item.path, body: item.body, restmAfter: item.restmAfter))
+                        let answer = try await RequestDeadline.$current.withValue(item.deadline) {
+                            try await self.inner.send(item.method, item.path, body: item.body, restmAfter: item.restmAfter)
+                        }
+                        item.answer.resume(returning: answer)
                     } catch {
                         item.answer.resume(throwing: error)
                     }
@@ -184,8 +189,12 @@ final class BatchingTransport: HTTPTransport {
         body += "]}"
         let answer: HTTPAnswer
         exchangeCount.wrappingAdd(1, ordering: .relaxed)
+        // The latest of the items' deadlines (none if any item has none).
+        let deadline = items.contains { $0.deadline == nil } ? nil : items.compactMap(\.deadline).max()
         do {
-            answer = try await inner.send(.POST, "/batch", body: body, restmAfter: after)
+            answer = try await RequestDeadline.$current.withValue(deadline) {
+                try await inner.send(.POST, "/batch", body: body, restmAfter: after)
+            }
         } catch {
             for item in items { item.answer.resume(throwing: error) }
             return

@@ -297,7 +297,7 @@ final class AHCTransport: HTTPTransport {
             req.body = .bytes(ByteBuffer(string: body))
         }
         if let t = restmAfter { req.headers.add(name: "Restm-After", value: t) }
-        let response = try await client.execute(req, timeout: requestTimeout)
+        let response = try await client.execute(req, timeout: .nanoseconds(RequestDeadline.bound(nanoseconds: requestTimeout.nanoseconds)))
         let bytes = try await response.body.collect(upTo: responseBytesMax)
         return HTTPAnswer(status: Int(response.status.code), restmTs: response.headers.first(name: "Restm-Ts"), body: bytes)
     }

@@ -94,7 +94,8 @@ public struct TransactionalMemory<B: TransactionBackend>: Sendable {
             // never a reason to run the body again.
             var bodyReturned = false
             do {
-                let value = try await body(tx)
+                // Requests end at the deadline at the latest (`RequestDeadline`).
+                let value = try await RequestDeadline.$current.withValue(deadline) { try await body(tx) }
                 bodyReturned = true
                 if held.isEmpty, contention.heldCount > 0 {
                     // Pointers that queued retries are taking turns on: this attempt would
@@ -107,7 +108,7 @@ public struct TransactionalMemory<B: TransactionBackend>: Sendable {
                     }
                 }
                 do {
-                    _ = try await tx.commit()
+                    _ = try await RequestDeadline.$current.withValue(deadline) { try await tx.commit() }
                     // Conflicts the node retried inside the commit count as the caller's own.
                     let hidden = tx.nodeRetries
                     report.attempts += hidden

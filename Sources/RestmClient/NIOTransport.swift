@@ -137,7 +137,8 @@ final class NIOTransport: HTTPTransport {
         // second completion of the promise is ignored.
         let written = conn.channel.eventLoop.makePromise(of: Void.self)
         written.futureResult.whenFailure { promise.fail($0) }
-        conn.channel.writeAndFlush(Exchange(method: method, bytes: buffer, promise: promise), promise: written)
+        let timeout = TimeAmount.nanoseconds(RequestDeadline.bound(nanoseconds: requestTimeout.nanoseconds))
+        conn.channel.writeAndFlush(Exchange(method: method, bytes: buffer, promise: promise, timeout: timeout), promise: written)
         let answer: HTTPAnswer
         do {
             // A cancelled caller stops waiting at once (the connection is closed below:
@@ -256,6 +257,8 @@ final class NIOTransport: HTTPTransport {
         var method: HTTPMethod
         var bytes: ByteBuffer
         var promise: EventLoopPromise<HTTPAnswer>
+        /// The request timeout, or less (`RequestDeadline`).
+        var timeout: TimeAmount
     }
 
     /// Writes requests encoded by hand: the response decoder sees a bare head (it needs the
@@ -307,9 +310,10 @@ final class NIOTransport: HTTPTransport {
             restmTs = nil
             body = nil
             let ctx = NIOLoopBound(context, eventLoop: context.eventLoop)
+            let timeout = x.timeout
             timer = context.eventLoop.scheduleTask(in: timeout) { [weak self] in
                 guard let self else { return }
-                self.fail(ctx.value, NIOTransportError.timedOut(self.timeout))
+                self.fail(ctx.value, NIOTransportError.timedOut(timeout))
             }
             context.write(wrapOutboundOut(.head(HTTPRequestHead(version: .http1_1, method: x.method, uri: ""))), promise: nil)
             context.write(wrapOutboundOut(.body(.byteBuffer(x.bytes))), promise: writePromise)

@@ -123,3 +123,20 @@ extension TransactionBackend {
         throw ClientError.outcomeUnknown(txn: id)
     }
 }
+
+/// The deadline of the `atomically` call a request is made for: a transport ends the request
+/// then at the latest (rather than after its whole request timeout), so that a stalled node
+/// cannot hold a caller far past its deadline. A commit ended this way has an unknown
+/// outcome, which `atomically` then asks about (bounded too).
+enum RequestDeadline {
+    @TaskLocal static var current: ContinuousClock.Instant?
+
+    /// `timeout` in nanoseconds, shortened to the current deadline, if any (never below
+    /// 100 ms: a request made at its deadline still gets a chance to be answered).
+    static func bound(nanoseconds timeout: Int64) -> Int64 {
+        guard let deadline = current else { return timeout }
+        let left = ContinuousClock.now.duration(to: deadline).components
+        let leftNs = left.seconds &* 1_000_000_000 &+ left.attoseconds / 1_000_000_000
+        return min(timeout, max(100_000_000, leftNs))
+    }
+}

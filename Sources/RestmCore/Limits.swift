@@ -65,6 +65,9 @@ public struct Limits: Sendable {
     public var commitQueueMax: Int = 10_000
     /// Internal retry deadline of single-request writes (`PUT /ptr/{p}`, `POST /txn`).
     public var autoRetryDeadlineMs: Int = 5_000
+    /// Retries of the node's own (one-shots, plain writes) waiting in line for their turn on
+    /// contended pointers; past it, a retry backs off without a turn.
+    public var retryTurnWaitersMax: Int = 1_000
     /// How far ahead of this node's physical clock a client token (`Restm-After`) may be.
     public var clockOffsetMaxMs: Int = 500
     /// How far ahead of the clock the durable timestamp ceiling is kept.

@@ -12,12 +12,15 @@ import Synchronization
 public final class LocalLocks: Sendable {
     struct Waiter {
         var ptrs: [String]
-        var resume: CheckedContinuation<Void, Never>
+        var ticket: UInt64
+        /// true: granted; false: gave up (deadline or cancellation).
+        var resume: CheckedContinuation<Bool, Never>
     }
 
     struct State {
         var held: Set<String> = []
         var waiting: [Waiter] = []
+        var nextTicket: UInt64 = 0
     }
 
     /// Pointers one attempt may lock; a larger transaction retries without queueing.
@@ -38,32 +41,68 @@ public final class LocalLocks: Sendable {
     /// Takes every lock of `ptrs` (unique), waiting in line while any is held or wanted by an
     /// earlier waiter.
     public func acquire(_ ptrs: [String]) async {
-        let now: Bool = state.withLock { s in
-            guard Self.free(ptrs, in: s) else { return false }
-            s.held.formUnion(ptrs)
-            return true
-        }
-        if now { return }
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let mine: Bool = state.withLock { s in
-                if Self.free(ptrs, in: s) {
-                    s.held.formUnion(ptrs)
-                    return true
-                }
-                s.waiting.append(Waiter(ptrs: ptrs, resume: c))
-                return false
+        _ = await acquire(ptrs, until: nil, waitersMax: .max)
+    }
+
+    /// Like `acquire`, but gives up (false) at `deadline`, when the task is cancelled, or at
+    /// once when `waitersMax` attempts are already in line.
+    public func acquire(_ ptrs: [String], until deadline: ContinuousClock.Instant?, waitersMax: Int) async -> Bool {
+        let now: Bool? = state.withLock { s in
+            if Self.free(ptrs, in: s) {
+                s.held.formUnion(ptrs)
+                return true
             }
-            if mine { c.resume() }
+            return s.waiting.count >= waitersMax ? false : nil
         }
+        if let now { return now }
+        let ticket = state.withLock { s in
+            defer { s.nextTicket += 1 }
+            return s.nextTicket
+        }
+        let timer = deadline.map { end in
+            Task { [weak self] in
+                try? await Task.sleep(until: end)
+                self?.giveUp(ticket)
+            }
+        }
+        defer { timer?.cancel() }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
+                let outcome: Bool? = state.withLock { s in
+                    // Checked under the lock: a cancellation or a timer that came before the
+                    // waiter was in line found nothing to take out.
+                    if Task.isCancelled { return false }
+                    if let deadline, ContinuousClock.now >= deadline { return false }
+                    if Self.free(ptrs, in: s) {
+                        s.held.formUnion(ptrs)
+                        return true
+                    }
+                    s.waiting.append(Waiter(ptrs: ptrs, ticket: ticket, resume: c))
+                    return nil
+                }
+                if let outcome { c.resume(returning: outcome) }
+            }
+        } onCancel: {
+            giveUp(ticket)
+        }
+    }
+
+    /// Takes waiter `ticket` out of the line, if it is still there, and tells it so.
+    private func giveUp(_ ticket: UInt64) {
+        let c: CheckedContinuation<Bool, Never>? = state.withLock { s in
+            guard let i = s.waiting.firstIndex(where: { $0.ticket == ticket }) else { return nil }
+            return s.waiting.remove(at: i).resume
+        }
+        c?.resume(returning: false)
     }
 
     /// Releases `ptrs` and grants, in arrival order, every waiter whose pointers are now all
     /// free and wanted by no earlier waiter still in line.
     public func release(_ ptrs: [String]) {
-        let granted: [CheckedContinuation<Void, Never>] = state.withLock { s in
+        let granted: [CheckedContinuation<Bool, Never>] = state.withLock { s in
             s.held.subtract(ptrs)
             guard !s.waiting.isEmpty else { return [] }
-            var out: [CheckedContinuation<Void, Never>] = []
+            var out: [CheckedContinuation<Bool, Never>] = []
             var blocked: Set<String> = []
             var kept: [Waiter] = []
             for w in s.waiting {
@@ -78,7 +117,7 @@ public final class LocalLocks: Sendable {
             s.waiting = kept
             return out
         }
-        for c in granted { c.resume() }
+        for c in granted { c.resume(returning: true) }
     }
 
     /// All of `ptrs` are unlocked and none is wanted by a waiter already in line.

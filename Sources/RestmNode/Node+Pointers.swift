@@ -11,8 +11,10 @@ public struct OneShotRequest: Sendable {
     /// `GET /txn/{id}`, and a second request with the same id does not run again.
     public var txn: String?
 
-    /// Every pointer it reads, expects or writes (a pointer may come more than once).
-    var touched: [String] { reads + expect.map(\.0) + writes.map(\.0) }
+    /// The pointers its retries take turns on: every pointer it reads, expects or writes (a
+    /// pointer may come more than once); none when it writes nothing (it cannot conflict at
+    /// commit, and must not hold up writers).
+    var touched: [String] { writes.isEmpty ? [] : reads + expect.map(\.0) + writes.map(\.0) }
 
     public init(reads: [String] = [], expect: [(String, Timestamp?)] = [], writes: [(String, String?)] = [], txn: String? = nil) {
         self.reads = reads
@@ -37,9 +39,10 @@ extension Node {
         // Retries take turns on the pointers they touch (all at once, in arrival order), so
         // that writers colliding on a hot pointer go one after another instead of failing
         // each other until one gives up; an attempt touching pointers in turn joins the line
-        // even before it has conflicted. Larger transactions retry without turns.
-        let queues = touching.count <= LocalLocks.pointersMax
+        // even before it has conflicted. Larger transactions, and attempts that find the
+        // line full, retry without turns, backing off.
         var turns: [String]?  // `touching` without repeats, made when first needed
+        let queues = !touching.isEmpty && (touching.count <= LocalLocks.pointersMax || Set(touching).count <= LocalLocks.pointersMax)
         var attempt = 0
         var priority: Timestamp?
         while true {
@@ -48,8 +51,18 @@ extension Node {
             if queues, attempt > 1 || retryTurns.anyHeld(touching) {
                 let mine = turns ?? Self.distinct(touching.map { ($0, ()) }).map(\.0)
                 turns = mine
-                await retryTurns.acquire(mine)
-                held = mine
+                let left = Int(deadline) - Int(physicalMillis)
+                let granted = await retryTurns.acquire(
+                    mine, until: ContinuousClock.now + .milliseconds(max(0, left)), waitersMax: limits.retryTurnWaitersMax)
+                if granted {
+                    held = mine
+                } else {
+                    try Task.checkCancellation()
+                    if physicalMillis >= deadline {
+                        throw RestmError.conflict("waited past the retry deadline for a turn on contended pointers (\(attempt - 1) attempts)")
+                    }
+                    // The line is full: go without a turn.
+                }
             }
             defer { if let held { retryTurns.release(held) } }
             let t = try await begin(priority: priority, register: false, id: id)
@@ -61,9 +74,10 @@ extension Node {
                 if physicalMillis >= deadline {
                     throw RestmError.conflict("\(e.message) (still conflicting after \(attempt) attempts)")
                 }
-                // In turn, the next attempt waits for the ones ahead of it; without turns
-                // (a large transaction), it backs off.
-                if !queues {
+                // With others in line, the next attempt waits behind them. Alone (a conflict
+                // with something outside the line, such as an intent of a commit in flight)
+                // or without turns, it backs off.
+                if held == nil || retryTurns.waitingCount == 0 {
                     let capMicros = min(50_000, 200 << min(attempt, 8))
                     try await Task.sleep(for: .microseconds(Int.random(in: capMicros / 2...capMicros)))
                 }

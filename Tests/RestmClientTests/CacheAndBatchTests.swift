@@ -505,6 +505,29 @@ import Testing
         #expect(locks.heldCount == 0 && locks.waitingCount == 0)
     }
 
+    /// The node's line of retries must be bounded: a waiter gives up at its deadline, when
+    /// cancelled, or at once when the line is full, and leaves nothing behind.
+    @Test func aWaiterGivesUpAtItsDeadlineWhenCancelledOrWhenTheLineIsFull() async throws {
+        let locks = LocalLocks()
+        await locks.acquire(["a"])
+        let start = ContinuousClock.now
+        #expect(await locks.acquire(["a"], until: .now + .milliseconds(100), waitersMax: 10) == false)
+        #expect(ContinuousClock.now - start >= .milliseconds(100) && ContinuousClock.now - start < .seconds(3))
+        #expect(locks.waitingCount == 0)
+        let parked = Task { await locks.acquire(["a"], until: .now + .seconds(60), waitersMax: 10) }
+        try await Self.until { locks.waitingCount == 1 }
+        #expect(await locks.acquire(["a"], until: .now + .seconds(60), waitersMax: 1) == false, "a full line answers at once")
+        parked.cancel()
+        #expect(await parked.value == false)
+        #expect(locks.waitingCount == 0)
+        let granted = Task { await locks.acquire(["a", "b"], until: .now + .seconds(60), waitersMax: 10) }
+        try await Self.until { locks.waitingCount == 1 }
+        locks.release(["a"])
+        #expect(await granted.value == true)
+        locks.release(["a", "b"])
+        #expect(locks.heldCount == 0 && locks.waitingCount == 0)
+    }
+
     static func until(_ condition: () -> Bool) async throws {
         let deadline = ContinuousClock.now + .seconds(5)
         while !condition() {

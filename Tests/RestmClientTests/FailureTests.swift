@@ -219,6 +219,30 @@ import Testing
         try await server.close()
     }
 
+    /// The deadline of `atomically` bounded the asks about a lost commit but not the commit
+    /// request itself: against a node that stopped answering, a 1 s deadline took the whole
+    /// 30 s request timeout. Requests now end at the deadline (then the outcome is asked,
+    /// with its own two seconds), with either transport, batched or not.
+    @Test func aStalledRequestEndsAtTheDeadline() async throws {
+        // A server that accepts and never answers.
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .bind(host: "127.0.0.1", port: 0).get()
+        let port = try #require(server.localAddress?.port)
+        let setups: [(HTTPBackend.Transport, HTTPBackend.Batching?)] = [(.nio, nil), (.asyncHTTPClient, nil), (.nio, HTTPBackend.Batching())]
+        for (transport, batching) in setups {
+            let backend = HTTPBackend(url: "http://127.0.0.1:\(port)", requestTimeout: .seconds(30), transport: transport, batching: batching)
+            let memory = TransactionalMemory(backend: backend)
+            let start = ContinuousClock.now
+            await #expect(throws: ClientError.self) {
+                try await memory.atomically(Self.options(deadline: .seconds(1))) { tx in try await tx.write("x", .number("1")) }
+            }
+            let took = ContinuousClock.now - start
+            #expect(took < .seconds(8), "\(transport) \(batching == nil ? "alone" : "batched"): \(took) for a 1 s deadline")
+            try await backend.shutdown()
+        }
+        try await server.close()
+    }
+
     /// The lean transport opened a connection for every request in flight beyond its idle
     /// pool: a thousand concurrent requests were a thousand sockets. It now keeps at most
     /// `connections` in flight; the others wait their turn (and leave the line if cancelled).
