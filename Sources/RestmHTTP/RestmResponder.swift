@@ -720,6 +720,10 @@ public struct RestmResponder: HTTPResponder {
                     try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
                     continue
                 }
+                // The events of one look, in commit order across the pointers (a client that
+                // resumes from an event's id must not have been sent a later commit first).
+                var notes = ""
+                var events: [(String, Version)] = []
                 for (p, r) in changed {
                     // `r.version` is the newest version, a delete's included (nil: none kept,
                     // as when GC has removed a delete: no change to report).
@@ -727,11 +731,12 @@ public struct RestmResponder: HTTPResponder {
                     guard let upTo = r.version else { continue }
                     let from = since[p] ?? start.at
                     let found = try await node.versions(of: p, after: from, upTo: upTo, limit: 64)
-                    var out = found.complete ? "" : ": earlier changes of \(p) are left out\n"
-                    for v in found.versions { out += Self.event(p, v) }
+                    if !found.complete { notes += ": earlier changes of \(p) are left out\n" }
+                    events += found.versions.map { (p, $0) }
                     since[p] = max(from, upTo)
-                    if !out.isEmpty { try await writer.write(ByteBuffer(string: out)) }
                 }
+                let out = Self.eventText(notes, events)
+                if !out.isEmpty { try await writer.write(ByteBuffer(string: out)) }
             }
             try await writer.finish(nil)
         }
@@ -749,28 +754,38 @@ public struct RestmResponder: HTTPResponder {
         return "event: change\nid: \(v.ts.text)\ndata: \(o.text)\n\n"
     }
 
-    /// The events of the commits after `since` up to each pointer's version in `upTo`, in
-    /// commit order across the pointers: what a reconnecting stream missed. At most 64 per
-    /// pointer and `answerBytesMax` in all (comment lines say what was left out), and only
-    /// what history still holds (the retention window).
+    /// `notes` then the events, in commit order (ties, the changes of one commit, by pointer).
+    static func eventText(_ notes: String, _ events: [(String, Version)]) -> String {
+        var out = notes
+        for (p, v) in events.sorted(by: { ($0.1.ts, $0.0) < ($1.1.ts, $1.0) }) { out += event(p, v) }
+        return out
+    }
+
+    /// The events of the commits from `since` (included: the other changes of the commit a
+    /// client named may not have reached it, so it may get that event again) up to each
+    /// pointer's version in `upTo`, in commit order across the pointers: what a reconnecting
+    /// stream missed. At most 64 per pointer and `answerBytesMax` in all (comment lines say
+    /// what was left out), and only what history still holds (the retention window).
     static func changes(_ node: Node, since: Timestamp, upTo: [(String, Timestamp?)]) async throws -> String {
         var found: [(String, Version)] = []
         var notes = ""
         var bytes = 0
         let oldest = node.physicalMillis > UInt64(node.limits.retentionMs) ? node.physicalMillis - UInt64(node.limits.retentionMs) : 0
         if since.wallMillis < oldest { notes += ": changes older than the retention window are left out\n" }
+        // Just below `since`: `versions(of:after:)` is exclusive.
+        let after = since.node > 0 ? Timestamp(raw: since.raw, node: since.node - 1) : Timestamp(raw: since.raw &- 1, node: .max)
         for (p, current) in upTo {
-            guard let current, current > since else { continue }
-            guard bytes < node.limits.answerBytesMax else {
+            guard let current, current >= since else { continue }
+            let page = try await node.versions(of: p, after: after, upTo: current, limit: 64)
+            if !page.complete { notes += ": earlier changes of \(p) are left out\n" }
+            let size = page.versions.reduce(0) { $0 + ($1.value?.utf8.count ?? 4) + p.utf8.count + 96 }
+            guard bytes + size <= node.limits.answerBytesMax else {
                 notes += ": changes of \(p) are left out (too many bytes to resend)\n"
                 continue
             }
-            let page = try await node.versions(of: p, after: since, upTo: current, limit: 64)
-            if !page.complete { notes += ": earlier changes of \(p) are left out\n" }
-            for v in page.versions { bytes += (v.value?.utf8.count ?? 4) + 64 }
+            bytes += size
             found += page.versions.map { (p, $0) }
         }
-        found.sort { $0.1.ts < $1.1.ts }
-        return found.reduce(notes) { $0 + event($1.0, $1.1) }
+        return eventText(notes, found)
     }
 }

@@ -173,7 +173,8 @@ def test_a_create_and_delete_between_two_looks_are_two_events(server):
 
 def test_a_reconnecting_stream_gets_the_changes_it_missed(server):
     """`Last-Event-ID` was ignored: a stream that reconnected lost every change made while it
-    was away. Now the changes after the named event come first, in commit order across the
+    was away. Now the changes from the named event on come first (that event again: other
+    changes of its commit may not have reached the client), in commit order across the
     pointers (deletes included), then the live ones."""
     a, b = unique('w.resume.a'), unique('w.resume.b')
     stream = EventStream(server, [a, b])
@@ -184,36 +185,39 @@ def test_a_reconnecting_stream_gets_the_changes_it_missed(server):
         wait_for(lambda: len(stream.snapshot()) >= 1, what='the first event')
         last = stream.snapshot()[-1][0]
         assert last == r['version']
+        had = stream.snapshot()[-1]
     finally:
         stream.close()
-    missed = []
+    missed = [had]
     for p, value in ((b, 'x'), (a, 2), (b, None), (a, 3)):
         s, r, _ = server.call('DELETE', f'/ptr/{p}') if value is None else server.put(p, value)
         assert s == 200, r
         missed.append((r['version'], {'ptr': p, 'value': value, 'version': None if value is None else r['version']}))
     again = EventStream(server, [a, b], headers={'Last-Event-ID': last})
     try:
-        wait_for(lambda: len(again.snapshot()) >= 4, what='the missed events')
+        wait_for(lambda: len(again.snapshot()) >= 5, what='the missed events')
         time.sleep(0.2)
         assert again.snapshot() == missed
         s, r, _ = server.put(a, 4)
         assert s == 200, r
-        wait_for(lambda: len(again.snapshot()) >= 5, what='a live event after the missed ones')
-        assert again.snapshot()[4] == (r['version'], {'ptr': a, 'value': 4, 'version': r['version']})
+        wait_for(lambda: len(again.snapshot()) >= 6, what='a live event after the missed ones')
+        assert again.snapshot()[5] == (r['version'], {'ptr': a, 'value': 4, 'version': r['version']})
     finally:
         again.close()
     # An id that is not a version, or one not older than the stream, asks for nothing: the
-    # first event is the next change.
+    # first event is the next change. The newest change's id gets that change again first.
     for n, bad in enumerate(('nonsense', None, 'ffffffffffffffffffff')):
-        bad = bad or r['version']  # the newest change: nothing came after it
+        # (the newest change before this round: the previous round's write of b)
+        before = [] if bad else [(r['version'], {'ptr': b, 'value': n - 1, 'version': r['version']})]
+        bad = bad or r['version']
         third = EventStream(server, [a, b], headers={'Last-Event-ID': bad})
         try:
             time.sleep(0.3)
             s, r, _ = server.put(b, n)
             assert s == 200, r
-            wait_for(lambda: len(third.snapshot()) >= 1, what='the next change')
+            wait_for(lambda: len(third.snapshot()) >= len(before) + 1, what='the next change')
             time.sleep(0.2)
-            assert third.snapshot() == [(r['version'], {'ptr': b, 'value': n, 'version': r['version']})], bad
+            assert third.snapshot() == before + [(r['version'], {'ptr': b, 'value': n, 'version': r['version']})], bad
         finally:
             third.close()
 
