@@ -199,11 +199,22 @@ public final class TaskService: Sendable {
                         return .tidied
                     }
                     guard self.kinds.kind(rec.kind) != nil else { continue }
-                    if try await self.ancestry(tx, rec) == .expired {
+                    switch try await self.ancestry(tx, rec) {
+                    case .expired:
+                        // Its tree is being deleted: the sweeper, walking it, deletes the record.
                         shard.claims.remove(at: ci)
                         try await tx.write(p, shard.value)
-                        try await tx.delete(Self.pointer(id))
                         return .tidied
+                    case .failed:
+                        // An ancestor failed meanwhile: its work is moot; fail it, not run again.
+                        shard.claims.remove(at: ci)
+                        try await tx.write(p, shard.value)
+                        rec.status = .failed
+                        rec.error = "not run again: an ancestor failed"
+                        rec.updated = now
+                        try await tx.write(Self.pointer(id), rec.value)
+                        return .tidied
+                    case .live: break
                     }
                     if self.oversize(rec) {
                         shard.claims.remove(at: ci)
@@ -233,8 +244,11 @@ public final class TaskService: Sendable {
                         chunksRead += 1
                         ready = ReadyChunk(try await tx.read(self.chunkPointer(i, n))).ids
                         if ready.isEmpty, n == shard.head, shard.head < shard.tail {
-                            // An emptied chunk before the tail: move the head past it.
-                            try await self.saveReady(tx, i, &shard, chunk: n, [])
+                            // An emptied chunk before the tail: move the head past it (no id
+                            // leaves the queue: the count stays).
+                            try await tx.delete(self.chunkPointer(i, n))
+                            shard.head += 1
+                            try await tx.write(p, shard.value)
                             return .tidied
                         }
                     }
@@ -259,8 +273,9 @@ public final class TaskService: Sendable {
                         ready.remove(at: j)
                         try await self.saveReady(tx, i, &shard, chunk: here, ready)
                         if ancestry == .expired {
-                            // Its tree has expired (the sweeper deleted an ancestor): it goes too.
-                            try await tx.delete(Self.pointer(id))
+                            // Its tree is being deleted (the sweeper deleted an ancestor): it
+                            // leaves the queue unrun, and the sweeper, walking the tree, deletes
+                            // its record (deleting it here would cut the walk short).
                             return .tidied
                         }
                         if ancestry == .failed {
