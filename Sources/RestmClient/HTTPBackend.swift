@@ -245,7 +245,12 @@ public final class HTTPBackend: TransactionBackend {
         let ms = Int(wait.components.seconds * 1000 + wait.components.attoseconds / 1_000_000_000_000_000)
         // Versions only: `retry()` needs to know that something changed, not the values.
         let body = "{\"ptrs\":" + Self.versionMap(versions) + ",\"timeoutMs\":\(ms),\"values\":false}"
-        let (status, json) = try await exchange(.POST, "/watch", body: body, via: waits)
+        // The wait, with a margin, bounds the request and its wait for a connection: behind
+        // parked watches, one that cannot start in time ends (`retry()` then runs its body
+        // again, and waits again if nothing it read changed).
+        let (status, json) = try await RequestDeadline.$current.withValue(.now + wait + .seconds(2)) {
+            try await exchange(.POST, "/watch", body: body, via: waits)
+        }
         try Self.check(status, json)
         if case .object(let changed)? = json?["changed"] { return !changed.isEmpty }
         return false

@@ -100,7 +100,9 @@ final class NIOTransport: HTTPTransport {
         func unsafe(_ s: String) -> Bool { s.utf8.contains { $0 <= 0x20 || $0 == 0x7f } }
         guard !unsafe(path) else { throw NIOTransportError.unsafeRequest("the path") }
         if let a = restmAfter, unsafe(a) { throw NIOTransportError.unsafeRequest("the Restm-After token") }
-        try await slots.acquire()
+        // A request that cannot get a slot by its deadline (`RequestDeadline`) fails as
+        // timed out, as it would on the wire.
+        try await slots.acquire(until: RequestDeadline.current)
         defer { slots.release() }
         try Task.checkCancellation()  // cancelled while its slot was being handed over
         let conn: Connection
@@ -192,7 +194,9 @@ final class NIOTransport: HTTPTransport {
 
         init(_ count: Int) { state = Mutex(State(free: count)) }
 
-        func acquire() async throws {
+        /// Takes a slot, waiting in line; throws `CancellationError` when cancelled and
+        /// `timedOut` at `deadline`.
+        func acquire(until deadline: ContinuousClock.Instant? = nil) async throws {
             let now: Bool = state.withLock { s in
                 guard s.free > 0, s.waiting.isEmpty else { return false }
                 s.free -= 1
@@ -203,30 +207,45 @@ final class NIOTransport: HTTPTransport {
                 defer { s.nextTicket += 1 }
                 return s.nextTicket
             }
+            let timer = deadline.map { end in
+                Task { [weak self] in
+                    try? await Task.sleep(until: end)
+                    self?.leave(ticket, NIOTransportError.timedOut(.zero))
+                }
+            }
+            defer { timer?.cancel() }
             try await withTaskCancellationHandler {
                 try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
-                    let outcome: Bool? = state.withLock { s in
-                        if Task.isCancelled { return false }
+                    let outcome: (any Error)?? = state.withLock { s in
+                        // Checked under the lock: a cancellation or a timer that came before
+                        // this waiter was in line found nothing to take out.
+                        if Task.isCancelled { return .some(CancellationError()) }
+                        if let deadline, ContinuousClock.now >= deadline { return .some(NIOTransportError.timedOut(.zero)) }
                         if s.free > 0, s.waiting.isEmpty {
                             s.free -= 1
-                            return true
+                            return .some(nil)
                         }
                         s.waiting.append((ticket, c))
-                        return nil
+                        return .none
                     }
                     switch outcome {
-                    case true?: c.resume()
-                    case false?: c.resume(throwing: CancellationError())
-                    case nil: break
+                    case .some(nil): c.resume()
+                    case .some(let e?): c.resume(throwing: e)
+                    case .none: break
                     }
                 }
             } onCancel: {
-                let c: CheckedContinuation<Void, any Error>? = state.withLock { s in
-                    guard let i = s.waiting.firstIndex(where: { $0.ticket == ticket }) else { return nil }
-                    return s.waiting.remove(at: i).resume
-                }
-                c?.resume(throwing: CancellationError())
+                leave(ticket, CancellationError())
             }
+        }
+
+        /// Takes waiter `ticket` out of the line, if it is still there, failing it with `error`.
+        private func leave(_ ticket: UInt64, _ error: any Error) {
+            let c: CheckedContinuation<Void, any Error>? = state.withLock { s in
+                guard let i = s.waiting.firstIndex(where: { $0.ticket == ticket }) else { return nil }
+                return s.waiting.remove(at: i).resume
+            }
+            c?.resume(throwing: error)
         }
 
         func release() {

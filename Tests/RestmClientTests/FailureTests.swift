@@ -266,6 +266,21 @@ import Testing
         #expect(ContinuousClock.now - start < .seconds(2))
         #expect(accepted.count <= 4, "cancelled waiters must not connect")
         try await lean.shutdown()
+        // A request waiting for a slot ends at its deadline (a `retry()` watch behind parked
+        // ones), as it would on the wire.
+        let lone = try #require(NIOTransport(url: "http://127.0.0.1:\(port)", connections: 1, requestTimeout: .seconds(30), responseBytesMax: 1 << 20))
+        let parked = Task { try await lone.send(.GET, "/sys/health", body: nil, restmAfter: nil) }
+        try await Task.sleep(for: .milliseconds(200))
+        let waited = ContinuousClock.now
+        await #expect(throws: NIOTransportError.self) {
+            try await RequestDeadline.$current.withValue(.now + .milliseconds(300)) {
+                _ = try await lone.send(.GET, "/sys/health", body: nil, restmAfter: nil)
+            }
+        }
+        #expect(ContinuousClock.now - waited < .seconds(2))
+        parked.cancel()
+        _ = try? await parked.value
+        try await lone.shutdown()
         try await server.close()
     }
 
