@@ -151,7 +151,8 @@ enum RequestParsing {
     }
 
     static func wantsHTML(_ request: Request) -> Bool {
-        guard request.method == .get, let accept = request.headers[.accept] else { return false }
+        // HEAD answers the headers GET would, the content type included.
+        guard request.method == .get || request.method == .head, let accept = request.headers[.accept] else { return false }
         guard let html = accept.range(of: "text/html") else { return false }
         if let json = accept.range(of: "application/json"), json.lowerBound < html.lowerBound { return false }
         return true
