@@ -22,12 +22,15 @@ struct HTTPAnswer: Sendable {
 
 enum NIOTransportError: Error, CustomStringConvertible {
     case timedOut(TimeAmount)
+    /// No connection slot came free before the request's deadline.
+    case noSlotInTime
     case responseTooLarge(Int)
     case unsafeRequest(String)
 
     var description: String {
         switch self {
         case .timedOut(let t): return "no answer within \(t.nanoseconds / 1_000_000) ms"
+        case .noSlotInTime: return "no connection came free before the request's deadline"
         case .responseTooLarge(let n): return "the response is larger than \(n) bytes"
         case .unsafeRequest(let what): return "\(what) holds spaces or control characters"
         }
@@ -195,7 +198,7 @@ final class NIOTransport: HTTPTransport {
         init(_ count: Int) { state = Mutex(State(free: count)) }
 
         /// Takes a slot, waiting in line; throws `CancellationError` when cancelled and
-        /// `timedOut` at `deadline`.
+        /// `noSlotInTime` at `deadline`.
         func acquire(until deadline: ContinuousClock.Instant? = nil) async throws {
             let now: Bool = state.withLock { s in
                 guard s.free > 0, s.waiting.isEmpty else { return false }
@@ -210,7 +213,7 @@ final class NIOTransport: HTTPTransport {
             let timer = deadline.map { end in
                 Task { [weak self] in
                     try? await Task.sleep(until: end)
-                    self?.leave(ticket, NIOTransportError.timedOut(.zero))
+                    self?.leave(ticket, NIOTransportError.noSlotInTime)
                 }
             }
             defer { timer?.cancel() }
@@ -220,7 +223,7 @@ final class NIOTransport: HTTPTransport {
                         // Checked under the lock: a cancellation or a timer that came before
                         // this waiter was in line found nothing to take out.
                         if Task.isCancelled { return .some(CancellationError()) }
-                        if let deadline, ContinuousClock.now >= deadline { return .some(NIOTransportError.timedOut(.zero)) }
+                        if let deadline, ContinuousClock.now >= deadline { return .some(NIOTransportError.noSlotInTime) }
                         if s.free > 0, s.waiting.isEmpty {
                             s.free -= 1
                             return .some(nil)

@@ -688,8 +688,8 @@ public struct RestmResponder: HTTPResponder {
         try node.checkWatcherRoom(ptrs)
         let start = try await node.eventStart(ptrs)
         // A client that reconnects names the last event it had (SSE's `Last-Event-ID`, an
-        // event's version): the changes since come first. An id that is not a version, or
-        // not older than the stream's start, asks for nothing.
+        // event's version): the changes from that commit on come first. An id that is not a
+        // version, or not older than the stream's start, asks for nothing.
         let resume = request.headers[Self.lastEventID].flatMap { Timestamp(text: $0.trimmingCharacters(in: .whitespaces)) }
             .flatMap { $0 < start.at ? $0 : nil }
         let node = self.node
@@ -721,9 +721,12 @@ public struct RestmResponder: HTTPResponder {
                     continue
                 }
                 // The events of one look, in commit order across the pointers (a client that
-                // resumes from an event's id must not have been sent a later commit first).
+                // resumes from an event's id must not have been sent a later commit first),
+                // written whenever they pass `answerBytesMax` (memory stays bounded; order
+                // then holds within each part).
                 var notes = ""
                 var events: [(String, Version)] = []
+                var bytes = 0
                 for (p, r) in changed {
                     // `r.version` is the newest version, a delete's included (nil: none kept,
                     // as when GC has removed a delete: no change to report).
@@ -734,6 +737,11 @@ public struct RestmResponder: HTTPResponder {
                     if !found.complete { notes += ": earlier changes of \(p) are left out\n" }
                     events += found.versions.map { (p, $0) }
                     since[p] = max(from, upTo)
+                    bytes += found.versions.reduce(0) { $0 + ($1.value?.utf8.count ?? 4) + p.utf8.count + 96 }
+                    if bytes > node.limits.answerBytesMax {
+                        try await writer.write(ByteBuffer(string: Self.eventText(notes, events)))
+                        (notes, events, bytes) = ("", [], 0)
+                    }
                 }
                 let out = Self.eventText(notes, events)
                 if !out.isEmpty { try await writer.write(ByteBuffer(string: out)) }

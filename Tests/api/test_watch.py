@@ -70,6 +70,12 @@ class EventStream:
             return list(self.events)
 
     def close(self):
+        # Shut the socket down first: the reader thread holds the response's buffer lock in a
+        # blocking read, and closing the response would wait for the next keep-alive (15 s).
+        try:
+            self.conn.sock.shutdown(socket.SHUT_RDWR)
+        except (OSError, AttributeError):
+            pass
         try:
             self.response.close()
         finally:
