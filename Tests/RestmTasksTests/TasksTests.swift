@@ -503,7 +503,8 @@ import Testing
         config.foreignKindWaitMs = 300
         config.leaseMs = 600  // idle claims look again every half lease
         let service = TaskService(node: node, kinds: Self.echo(), configuration: config)
-        let ids = try await (0..<5).asyncMap { n in try await service.submit(TaskSpec(kind: "echo", input: .number(String(n)))) }
+        var ids: [String] = []
+        for n in 0..<5 { ids.append(try await service.submit(TaskSpec(kind: "echo", input: .number(String(n))))) }
         service.start()
         for (n, id) in ids.enumerated() {
             guard case .done(let v) = try await Self.await(service, id) else { Issue.record("\(n) did not run"); return }
@@ -540,13 +541,5 @@ extension TasksTests {
         try await service.memory.atomically { tx in try await service.childFinished(tx, pid) }
         (rec, queued) = try await status()
         #expect(rec.status == .queued && queued == 1)
-    }
-}
-
-extension Sequence {
-    func asyncMap<T>(_ f: (Element) async throws -> T) async rethrows -> [T] {
-        var out: [T] = []
-        for e in self { out.append(try await f(e)) }
-        return out
     }
 }
