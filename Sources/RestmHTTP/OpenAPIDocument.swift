@@ -1861,7 +1861,7 @@ enum OpenAPIDocument {
                 "description": "Default 100, at most 1,000",
                 "schema": {
                   "type": "integer",
-                  "minimum": 0,
+                  "minimum": 1,
                   "maximum": 9223372036854775807
                 }
               }
@@ -1987,7 +1987,7 @@ enum OpenAPIDocument {
                 "description": "Default 100, at most 1,000",
                 "schema": {
                   "type": "integer",
-                  "minimum": 0,
+                  "minimum": 1,
                   "maximum": 9223372036854775807
                 }
               }
@@ -4132,7 +4132,7 @@ enum OpenAPIDocument {
             "description": "Page size (default 100, at most 1,000; larger is capped).",
             "schema": {
               "type": "integer",
-              "minimum": 0,
+              "minimum": 1,
               "maximum": 9223372036854775807
             }
           }

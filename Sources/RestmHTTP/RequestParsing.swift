@@ -144,10 +144,17 @@ enum RequestParsing {
         return ts
     }
 
-    static func intQuery(_ request: Request, _ name: String, default d: Int) throws -> Int {
+    static func intQuery(_ request: Request, _ name: String, default d: Int, minimum: Int = 0) throws -> Int {
         guard let s = request.uri.queryParameters.get(name) else { return d }
-        guard let v = Int(s), v >= 0 else { throw RestmError(.badRequest, "\(name) must be a non-negative integer") }
+        guard let v = Int(s), v >= minimum else {
+            throw RestmError(.badRequest, minimum == 0 ? "\(name) must be a non-negative integer" : "\(name) must be an integer of at least \(minimum)")
+        }
         return v
+    }
+
+    /// `limit=` of a page: 1 or more (100 by default); a larger one is capped by the caller.
+    static func limitQuery(_ request: Request) throws -> Int {
+        try intQuery(request, "limit", default: 100, minimum: 1)
     }
 
     static func wantsHTML(_ request: Request) -> Bool {

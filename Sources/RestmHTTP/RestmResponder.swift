@@ -569,7 +569,7 @@ public struct RestmResponder: HTTPResponder {
 
     func history(_ request: Request, _ p: String) async throws -> Response {
         try PointerID.validate(p)
-        let limit = try RequestParsing.intQuery(request, "limit", default: 100)
+        let limit = try RequestParsing.limitQuery(request)
         let before = try request.uri.queryParameters.get("before").map { try RequestParsing.instant(String($0)) }
         let (versions, next) = try await node.historyPage(p, before: before, limit: limit)
         var out = "{\"ptr\":" + JSONWriter.quoted(p) + ",\"versions\":["
@@ -594,7 +594,7 @@ public struct RestmResponder: HTTPResponder {
         if !prefix.isEmpty, !PointerID.isValid(prefix) { throw RestmError(.badPointer, "a prefix uses the characters of pointer ids") }
         let after = request.uri.queryParameters.get("after").map { String($0) }
         if let a = after { try PointerID.validate(a) }
-        let limit = try RequestParsing.intQuery(request, "limit", default: 100)
+        let limit = try RequestParsing.limitQuery(request)
         let page = try await node.list(prefix: prefix, after: after, limit: limit)
         var out = "{\"ptrs\":["
         for (i, p) in page.ptrs.enumerated() {

@@ -67,7 +67,7 @@ extension RestmResponder {
         case "logs":
             route = "GET /sys/logs"
             try only(.get, .head)
-            let limit = min(try RequestParsing.intQuery(request, "limit", default: 100), node.limits.logEntriesMax)
+            let limit = min(try RequestParsing.limitQuery(request), node.limits.logEntriesMax)
             var out = "{\"entries\":["
             for (i, e) in node.activity.recent(limit).enumerated() {
                 if i > 0 { out += "," }

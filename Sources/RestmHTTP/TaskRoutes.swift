@@ -71,7 +71,7 @@ extension RestmResponder {
             try only(.get, .head)
             // No run holds more than nMax strings; the cap keeps `offset + limit` within Int.
             let offset = min(try RequestParsing.intQuery(request, "offset", default: 0), SortDemo.nMax)
-            let limit = min(try RequestParsing.intQuery(request, "limit", default: 100), limits.pageItemsMax)
+            let limit = min(try RequestParsing.limitQuery(request), limits.pageItemsMax)
             let id = String(segments[3])
             guard let (total, items) = try await SortDemo.page(id, offset: offset, limit: limit, on: tasks) else {
                 return Reply.json(.accepted, try await tasks.info(id).compactText)

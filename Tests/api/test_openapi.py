@@ -457,6 +457,9 @@ def test_realistic_requests_conform(server, doc, world):
     c(server, 'GET', '/ptr/{p}/history', {'p': a}, query={'before': '2000-01-01T00:00:00Z'}, status=410,
       code='pruned')
     c(server, 'GET', '/ptr/{p}/history', {'p': a}, query={'limit': -1}, status=400, code='bad_request')
+    # limit=0 answered one item; a page holds at least one.
+    c(server, 'GET', '/ptr/{p}/history', {'p': a}, query={'limit': 0}, status=400, code='bad_request')
+    c(server, 'GET', '/ptrs', query={'prefix': pre, 'limit': 0}, status=400, code='bad_request')
     c(server, 'HEAD', '/ptr/{p}/history', {'p': a}, status=200)
     c(server, 'POST', '/ptr', body={'hello': 'world'}, status=201)
     c(server, 'POST', '/ptr', status=201)
