@@ -32,8 +32,9 @@ public struct OneShotResult: Sendable {
 }
 
 extension Node {
-    /// Runs `body` as its own transaction, retrying conflicts inside the node with jittered
-    /// backoff until the deadline; only then does a conflict reach the caller.
+    /// Runs `body` as its own transaction, retrying conflicts inside the node until the
+    /// deadline (taking turns on `touching`, or backing off); only then does a conflict reach
+    /// the caller.
     func autoRetry<T: Sendable>(id: String? = nil, touching: [String], _ body: (Txn) async throws -> T) async throws -> T {
         let deadline = physicalMillis + UInt64(limits.autoRetryDeadlineMs)
         // Retries take turns on the pointers they touch (all at once, in arrival order), so

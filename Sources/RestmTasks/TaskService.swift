@@ -702,12 +702,12 @@ public final class TaskService: Sendable {
             let i = (start + k) % shards
             let p = shardPointer(i)
             var shard = QueueShard(try await tx.read(p))
-            let tailPointer = chunkPointer(i, shard.tail)
-            var chunk = ReadyChunk(try await tx.read(tailPointer))
             // Submissions stop at the soft limit; subtasks and re-queues may go up to four
             // times it (so a running tree can finish).
             let cap = bounded ? configuration.readyPerShardMax : configuration.readyPerShardMax * 4
             if shard.count >= cap { continue }
+            let tailPointer = chunkPointer(i, shard.tail)
+            var chunk = ReadyChunk(try await tx.read(tailPointer))
             if chunk.ids.count >= chunkMax {
                 shard.tail += 1
                 try await tx.write(chunkPointer(i, shard.tail), ReadyChunk(ids: [id]).value)
